@@ -1,0 +1,320 @@
+#include "client/gradzoo_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/rpc_method.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "gradzoo/v1/gradient.grpc.pb.h"
+#include "gradzoo/v1/info.grpc.pb.h"
+#include "gradzoo/v1/job.grpc.pb.h"
+#include "gradzoo/v1/zoo.grpc.pb.h"
+
+namespace gradzoo::client {
+
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// Generic health check messages (grpc.health.v1), encoded by hand so the client does not need
+// the health proto: HealthCheckRequest{service=""} is empty; the response has field 1 (enum).
+class HealthStub {
+ public:
+  explicit HealthStub(std::shared_ptr<grpc::Channel> ch) : channel_(std::move(ch)) {}
+  absl::StatusOr<bool> Check(absl::Duration timeout) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    grpc::ByteBuffer req, resp;
+    grpc::Slice empty("", 0);
+    req = grpc::ByteBuffer(&empty, 1);
+    grpc::Status s;
+    grpc::internal::RpcMethod method("/grpc.health.v1.Health/Check",
+                                     grpc::internal::RpcMethod::NORMAL_RPC);
+    s = grpc::internal::BlockingUnaryCall(channel_.get(), method, &ctx, req, &resp);
+    if (!s.ok()) return FromGrpc(s);
+    std::vector<grpc::Slice> slices;
+    if (!resp.Dump(&slices).ok()) return absl::InternalError("bad health response");
+    std::string bytes;
+    for (auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    // Field 1, varint: 0x08 <status>. SERVING = 1. Absent field = UNKNOWN (0).
+    return bytes.size() >= 2 && bytes[0] == 0x08 && bytes[1] == 0x01;
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace
+
+bool IsFinalState(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+struct Client::Impl {
+  Options options;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::ZooService::Stub> zoos;
+  std::unique_ptr<v1::TrainingJobService::Stub> jobs;
+  std::unique_ptr<v1::GradientService::Stub> gradients;
+  std::unique_ptr<v1::InfoService::Stub> info;
+
+  void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) const {
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
+  }
+  // Runs a unary call with the default deadline.
+  template <typename Req, typename Resp, typename Fn>
+  absl::StatusOr<Resp> Unary(const Req& req, Fn fn) const {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, options.timeout);
+    Resp resp;
+    grpc::Status s = fn(&ctx, req, &resp);
+    if (!s.ok()) return FromGrpc(s);
+    return resp;
+  }
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& address,
+                                                        const Options& options) {
+  if (address.empty()) return absl::InvalidArgumentError("server address is empty");
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  impl->zoos = v1::ZooService::NewStub(impl->channel);
+  impl->jobs = v1::TrainingJobService::NewStub(impl->channel);
+  impl->gradients = v1::GradientService::NewStub(impl->channel);
+  impl->info = v1::InfoService::NewStub(impl->channel);
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+absl::StatusOr<v1::GetServerInfoResponse> Client::GetServerInfo() {
+  return impl_->Unary<v1::GetServerInfoRequest, v1::GetServerInfoResponse>(
+      v1::GetServerInfoRequest(), [&](auto* ctx, const auto& req, auto* resp) {
+        return impl_->info->GetServerInfo(ctx, req, resp);
+      });
+}
+
+absl::StatusOr<bool> Client::CheckHealth() {
+  return HealthStub(impl_->channel).Check(impl_->options.timeout);
+}
+
+absl::StatusOr<std::vector<v1::Zoo>> Client::ListZoos() {
+  std::vector<v1::Zoo> all;
+  v1::ListZoosRequest req;
+  req.set_page_size(1000);
+  do {
+    auto resp = impl_->Unary<v1::ListZoosRequest, v1::ListZoosResponse>(
+        req, [&](auto* ctx, const auto& r, auto* out) { return impl_->zoos->ListZoos(ctx, r, out); });
+    if (!resp.ok()) return resp.status();
+    for (auto& z : *resp->mutable_zoos()) all.push_back(std::move(z));
+    req.set_page_token(resp->next_page_token());
+  } while (!req.page_token().empty());
+  return all;
+}
+
+absl::StatusOr<v1::Zoo> Client::GetZoo(const std::string& name) {
+  v1::GetZooRequest req;
+  req.set_name(name);
+  auto resp = impl_->Unary<v1::GetZooRequest, v1::GetZooResponse>(
+      req, [&](auto* ctx, const auto& r, auto* out) { return impl_->zoos->GetZoo(ctx, r, out); });
+  if (!resp.ok()) return resp.status();
+  return resp->zoo();
+}
+
+absl::Status Client::DeleteZoo(const std::string& name) {
+  v1::DeleteZooRequest req;
+  req.set_name(name);
+  return impl_
+      ->Unary<v1::DeleteZooRequest, v1::DeleteZooResponse>(
+          req, [&](auto* ctx, const auto& r, auto* out) { return impl_->zoos->DeleteZoo(ctx, r, out); })
+      .status();
+}
+
+absl::StatusOr<std::vector<v1::Model>> Client::ListModels(const std::string& zoo_name,
+                                                          bool include_weights) {
+  std::vector<v1::Model> all;
+  v1::ListModelsRequest req;
+  req.set_parent(zoo_name);
+  req.set_page_size(1000);
+  req.set_include_weights(include_weights);
+  do {
+    auto resp = impl_->Unary<v1::ListModelsRequest, v1::ListModelsResponse>(
+        req, [&](auto* ctx, const auto& r, auto* out) { return impl_->zoos->ListModels(ctx, r, out); });
+    if (!resp.ok()) return resp.status();
+    for (auto& m : *resp->mutable_models()) all.push_back(std::move(m));
+    req.set_page_token(resp->next_page_token());
+  } while (!req.page_token().empty());
+  return all;
+}
+
+absl::StatusOr<v1::Model> Client::GetModel(const std::string& name) {
+  v1::GetModelRequest req;
+  req.set_name(name);
+  auto resp = impl_->Unary<v1::GetModelRequest, v1::GetModelResponse>(
+      req, [&](auto* ctx, const auto& r, auto* out) { return impl_->zoos->GetModel(ctx, r, out); });
+  if (!resp.ok()) return resp.status();
+  return resp->model();
+}
+
+absl::StatusOr<v1::TrainingJob> Client::CreateZooTrainingJob(const std::string& zoo_id,
+                                                             const v1::ZooSpec& spec,
+                                                             const std::string& request_id) {
+  v1::CreateTrainingJobRequest req;
+  req.mutable_job()->mutable_zoo_training()->set_zoo_id(zoo_id);
+  *req.mutable_job()->mutable_zoo_training()->mutable_spec() = spec;
+  req.set_request_id(request_id);
+  auto resp = impl_->Unary<v1::CreateTrainingJobRequest, v1::CreateTrainingJobResponse>(
+      req, [&](auto* ctx, const auto& r, auto* out) {
+        return impl_->jobs->CreateTrainingJob(ctx, r, out);
+      });
+  if (!resp.ok()) return resp.status();
+  return resp->job();
+}
+
+absl::StatusOr<v1::TrainingJob> Client::GetJob(const std::string& name) {
+  v1::GetTrainingJobRequest req;
+  req.set_name(name);
+  auto resp = impl_->Unary<v1::GetTrainingJobRequest, v1::GetTrainingJobResponse>(
+      req, [&](auto* ctx, const auto& r, auto* out) { return impl_->jobs->GetTrainingJob(ctx, r, out); });
+  if (!resp.ok()) return resp.status();
+  return resp->job();
+}
+
+absl::StatusOr<std::vector<v1::TrainingJob>> Client::ListJobs() {
+  std::vector<v1::TrainingJob> all;
+  v1::ListTrainingJobsRequest req;
+  req.set_page_size(1000);
+  do {
+    auto resp = impl_->Unary<v1::ListTrainingJobsRequest, v1::ListTrainingJobsResponse>(
+        req, [&](auto* ctx, const auto& r, auto* out) {
+          return impl_->jobs->ListTrainingJobs(ctx, r, out);
+        });
+    if (!resp.ok()) return resp.status();
+    for (auto& j : *resp->mutable_jobs()) all.push_back(std::move(j));
+    req.set_page_token(resp->next_page_token());
+  } while (!req.page_token().empty());
+  return all;
+}
+
+absl::StatusOr<v1::TrainingJob> Client::CancelJob(const std::string& name) {
+  v1::CancelTrainingJobRequest req;
+  req.set_name(name);
+  auto resp = impl_->Unary<v1::CancelTrainingJobRequest, v1::CancelTrainingJobResponse>(
+      req, [&](auto* ctx, const auto& r, auto* out) {
+        return impl_->jobs->CancelTrainingJob(ctx, r, out);
+      });
+  if (!resp.ok()) return resp.status();
+  return resp->job();
+}
+
+absl::StatusOr<v1::TrainingJob> Client::WaitForJob(
+    const std::string& name, const std::function<void(const v1::TrainingJob&)>& on_update,
+    absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx, timeout);
+  v1::WatchTrainingJobRequest req;
+  req.set_name(name);
+  std::unique_ptr<grpc::ClientReader<v1::WatchTrainingJobResponse>> reader =
+      impl_->jobs->WatchTrainingJob(&ctx, req);
+  v1::WatchTrainingJobResponse msg;
+  v1::TrainingJob last;
+  bool any = false;
+  while (reader->Read(&msg)) {
+    last = msg.job();
+    any = true;
+    if (on_update) on_update(last);
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  if (!any || !IsFinalState(last.state())) {
+    return absl::UnavailableError("the watch stream ended before the job finished; call again");
+  }
+  return last;
+}
+
+absl::StatusOr<FloatArray> Client::DecodeTensor(const v1::Tensor& t) {
+  FloatArray a;
+  int64_t n = 1;
+  for (int64_t d : t.shape()) {
+    if (d < 0) return absl::DataLossError("tensor with a negative extent");
+    n *= d;
+    a.shape.push_back(d);
+  }
+  const size_t elem = t.dtype() == v1::D_TYPE_FLOAT64 ? 8 : t.dtype() == v1::D_TYPE_FLOAT32 ? 4 : 0;
+  if (elem == 0) return absl::DataLossError("tensor dtype is not float32 or float64");
+  if (t.data().size() != static_cast<size_t>(n) * elem) {
+    return absl::DataLossError("tensor byte count does not match its shape");
+  }
+  a.data.resize(n);
+  if (elem == 4) {
+    std::memcpy(a.data.data(), t.data().data(), t.data().size());
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      double v;
+      std::memcpy(&v, t.data().data() + 8 * i, 8);
+      a.data[i] = static_cast<float>(v);
+    }
+  }
+  return a;
+}
+
+absl::StatusOr<std::vector<GradientField>> Client::ComputeGradientField(
+    const v1::ComputeGradientFieldRequest& request) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx, impl_->options.stream_timeout);
+  auto reader = impl_->gradients->ComputeGradientField(&ctx, request);
+  std::vector<GradientField> fields;
+  v1::ComputeGradientFieldResponse msg;
+  auto append = [](const v1::Tensor& t, std::vector<float>* out) -> absl::Status {
+    if (t.shape_size() == 0 && t.data().empty()) return absl::OkStatus();
+    auto a = DecodeTensor(t);
+    if (!a.ok()) return a.status();
+    out->insert(out->end(), a->data.begin(), a->data.end());
+    return absl::OkStatus();
+  };
+  while (reader->Read(&msg)) {
+    if (fields.empty() || fields.back().model != msg.model() || msg.offset() == 0) {
+      GradientField f;
+      f.model = msg.model();
+      f.n = msg.total_points();
+      if (msg.gradients().shape_size() == 3) {
+        f.output_dim = static_cast<int>(msg.gradients().shape(1));
+        f.input_dim = static_cast<int>(msg.gradients().shape(2));
+      }
+      fields.push_back(std::move(f));
+    }
+    GradientField& f = fields.back();
+    for (auto [t, out] : {std::pair{&msg.points(), &f.points}, {&msg.gradients(), &f.gradients},
+                          {&msg.outputs(), &f.outputs}, {&msg.theory_gradients(), &f.theory},
+                          {&msg.relative_errors(), &f.relative_errors}}) {
+      if (absl::Status s = append(*t, out); !s.ok()) {
+        ctx.TryCancel();
+        return s;
+      }
+    }
+    if (msg.has_summary()) {
+      f.has_summary = true;
+      f.summary = msg.summary();
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  for (const GradientField& f : fields) {
+    if (static_cast<int64_t>(f.gradients.size()) != f.n * f.output_dim * f.input_dim) {
+      return absl::DataLossError(absl::StrCat("field of ", f.model, " arrived incomplete"));
+    }
+  }
+  return fields;
+}
+
+}  // namespace gradzoo::client

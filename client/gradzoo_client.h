@@ -1,0 +1,121 @@
+// libgradzoo_client: a typed C++ API for gradzoo-server.
+//
+// Every call has a deadline (Options::timeout, or the call's own), returns absl::Status /
+// StatusOr carrying the server's gRPC code and message, and hides wire details: list calls
+// follow page tokens, streamed results are assembled, waiting for a job is one call.
+//
+//   ASSIGN_OR_RETURN(auto client, gradzoo::client::Client::Connect("127.0.0.1:50551"));
+//   ASSIGN_OR_RETURN(v1::TrainingJob job, client->CreateZooTrainingJob("demo", spec));
+//   ASSIGN_OR_RETURN(job, client->WaitForJob(job.name(), on_progress));
+//   ASSIGN_OR_RETURN(auto fields, client->ComputeGradientField(request));
+//
+// Errors: codes are the server's (NOT_FOUND for unknown names, INVALID_ARGUMENT for bad
+// input, RESOURCE_EXHAUSTED for oversize requests or full queues, UNAVAILABLE when the server
+// cannot be reached, DEADLINE_EXCEEDED when the deadline passes).
+//
+// Thread-safe: one Client may be shared by many threads.
+#ifndef GRADZOO_CLIENT_GRADZOO_CLIENT_H_
+#define GRADZOO_CLIENT_GRADZOO_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gradzoo/v1/gradient.pb.h"
+#include "gradzoo/v1/info.pb.h"
+#include "gradzoo/v1/job.pb.h"
+#include "gradzoo/v1/zoo.pb.h"
+
+namespace gradzoo::client {
+
+namespace v1 = ::gradzoo::v1;
+
+// A float32 array decoded from the wire.
+struct FloatArray {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+// One model's gradient field, assembled from its chunks.
+struct GradientField {
+  std::string model;
+  int64_t n = 0;
+  int input_dim = 0;
+  int output_dim = 0;
+  std::vector<float> points;           // [n, in]
+  std::vector<float> gradients;        // [n, out, in]
+  std::vector<float> outputs;          // [n, out] when asked for
+  std::vector<float> theory;           // [n, out, in] when compare_with_theory
+  std::vector<float> relative_errors;  // [n, out] when include_error_field
+  bool has_summary = false;
+  v1::GradientErrorSummary summary;
+};
+
+class Client {
+ public:
+  struct Options {
+    // Deadline of each unary call.
+    absl::Duration timeout = absl::Seconds(30);
+    // Deadline of streamed queries (fields).
+    absl::Duration stream_timeout = absl::Minutes(10);
+    // Largest message accepted from the server.
+    int max_receive_message_bytes = 64 << 20;
+  };
+
+  // Creates a client for `address` (host:port). Does not contact the server.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& address,
+                                                         const Options& options);
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& address) {
+    return Connect(address, Options());
+  }
+  ~Client();
+
+  // Server facts: version, device, BLAS, limits.
+  absl::StatusOr<v1::GetServerInfoResponse> GetServerInfo();
+  // Standard gRPC health check of the whole server: true when SERVING.
+  absl::StatusOr<bool> CheckHealth();
+
+  // Zoos and models. List calls return every page.
+  absl::StatusOr<std::vector<v1::Zoo>> ListZoos();
+  absl::StatusOr<v1::Zoo> GetZoo(const std::string& name);
+  absl::Status DeleteZoo(const std::string& name);
+  absl::StatusOr<std::vector<v1::Model>> ListModels(const std::string& zoo_name,
+                                                    bool include_weights);
+  absl::StatusOr<v1::Model> GetModel(const std::string& name);
+
+  // Training jobs.
+  absl::StatusOr<v1::TrainingJob> CreateZooTrainingJob(const std::string& zoo_id,
+                                                       const v1::ZooSpec& spec,
+                                                       const std::string& request_id = "");
+  absl::StatusOr<v1::TrainingJob> GetJob(const std::string& name);
+  absl::StatusOr<std::vector<v1::TrainingJob>> ListJobs();
+  absl::StatusOr<v1::TrainingJob> CancelJob(const std::string& name);
+  // Watches the job until it reaches a final state, calling `on_update` for each update;
+  // returns the final job. `timeout` bounds the whole wait.
+  absl::StatusOr<v1::TrainingJob> WaitForJob(
+      const std::string& name, const std::function<void(const v1::TrainingJob&)>& on_update,
+      absl::Duration timeout = absl::Hours(24));
+
+  // Streams a gradient field and assembles one GradientField per model, in server order.
+  absl::StatusOr<std::vector<GradientField>> ComputeGradientField(
+      const v1::ComputeGradientFieldRequest& request);
+
+  // Decodes a wire tensor (float32 or float64) into floats, checking its byte count.
+  static absl::StatusOr<FloatArray> DecodeTensor(const v1::Tensor& t);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// True for the job states after which nothing changes.
+bool IsFinalState(v1::JobState state);
+
+}  // namespace gradzoo::client
+
+#endif  // GRADZOO_CLIENT_GRADZOO_CLIENT_H_

@@ -1,0 +1,89 @@
+// Batched ensemble training: one program trains every model of a zoo at once.
+//
+// Weights are stacked as [K, out, in]; the forward and backward passes are batched matmuls and
+// one Adam step updates all K models. Backpropagation is written out by hand (no autograd
+// graph): for MSE loss L_k = mean_{n,o} (z_L - y)^2 of model k,
+//   dz_L = 2 (z_L - y) / (B * out),  dW_l = dz_l^T h_{l-1},  db_l = sum_n dz_l,
+//   dz_{l-1} = (dz_l W_l) * act'(z_{l-1}).
+// Tested against LibTorch autograd (tests/core/trainer_test.cc).
+//
+// Every model has its own data (drawn from its seed) and its own initial weights (from its
+// seed), so a model's result does not depend on which other models share the program.
+// Early stopping is per model: every `eval_every` steps the validation loss is measured, the
+// best weights are kept, and a model without improvement for `early_stopping_patience`
+// evaluations is frozen (its updates are masked to zero). Deterministic on CPU for a given
+// thread count.
+//
+// Torch-free header; thread-compatible (no shared state).
+#ifndef GRADZOO_CORE_TRAIN_TRAINER_H_
+#define GRADZOO_CORE_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model.h"
+#include "core/tasks/task.h"
+
+namespace gradzoo::core {
+
+// One model to train.
+struct ModelPlan {
+  double lambda = 0.0;
+  int64_t seed = 0;
+  Split split = Split::kTrain;
+};
+
+struct TrainedModel {
+  ModelPlan plan;
+  double train_loss = 0.0;       // full training-set MSE with the kept weights
+  double validation_loss = 0.0;  // best validation MSE (the kept weights)
+  int steps = 0;                 // steps taken before it stopped
+  std::vector<LayerWeights> layers;
+};
+
+// Reported after every evaluation.
+struct TrainProgress {
+  int step = 0;
+  int total_steps = 0;
+  int models_done = 0;  // models stopped early (all, at the end)
+  int models_total = 0;
+  double mean_train_loss = 0.0;
+  double mean_validation_loss = 0.0;
+  double max_validation_loss = 0.0;
+};
+
+using ProgressFn = std::function<void(const TrainProgress&)>;
+// Polled every step; returning true stops training with CANCELLED.
+using CancelFn = std::function<bool()>;
+
+// Where the data dimensions come from: `task` gives input/output dims and samples data.
+struct TrainRequest {
+  MlpSpec spec;
+  const Task* task = nullptr;
+  std::vector<ModelPlan> models;
+  int train_examples = 2048;
+  int validation_examples = 512;
+  TrainConfig config;
+  std::string device = "cpu";  // resolved device ("cpu", "cuda:0")
+};
+
+// Streams of Rng::ForStream for a model's data (its weights use kWeightStream in core/nn).
+inline constexpr uint64_t kTrainDataStream = 1;
+inline constexpr uint64_t kValidationDataStream = 2;
+inline constexpr uint64_t kBatchStream = 3;
+
+// Trains every model; INVALID_ARGUMENT for bad settings, CANCELLED when `cancel` says so,
+// INTERNAL / RESOURCE_EXHAUSTED for LibTorch failures. `progress` and `cancel` may be empty.
+absl::StatusOr<std::vector<TrainedModel>> TrainEnsemble(const TrainRequest& request,
+                                                        const ProgressFn& progress,
+                                                        const CancelFn& cancel);
+
+// INVALID_ARGUMENT naming the field when a TrainConfig value is out of range.
+absl::Status ValidateTrainConfig(const TrainConfig& config);
+
+}  // namespace gradzoo::core
+
+#endif  // GRADZOO_CORE_TRAIN_TRAINER_H_

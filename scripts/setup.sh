@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what gradzoo needs on Debian 12, idempotently: Debian packages via apt-get (only the
+# missing ones), and buf (proto lint) from npm into tools/node_modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-pthread
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libeigen3-dev libspdlog-dev libgtest-dev libgmock-dev libabsl-dev libsqlite3-dev libssl-dev
+  python3 python3-grpcio python3-protobuf python3-numpy python3-torch
+  nodejs npm
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: Debian packages present"
+fi
+
+# LibTorch must resolve sgemm_ through OpenBLAS, not the reference BLAS (~30x slower).
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+case "$blas" in
+  *openblas*) echo "setup: BLAS is $blas" ;;
+  *) echo "setup: WARNING: libblas.so.3 -> $blas (not OpenBLAS); LibTorch will be slow" >&2 ;;
+esac
+
+if [[ ! -x tools/node_modules/.bin/buf ]]; then
+  echo "setup: installing buf (npm @bufbuild/buf)"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: done"

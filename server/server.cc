@@ -1,0 +1,169 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/engine.h"
+#include "core/util/runtime.h"
+#include "core/util/status_macros.h"
+#include "core/util/thread_pool.h"
+#include "server/job_manager.h"
+#include "server/services.h"
+#include "spdlog/spdlog.h"
+
+namespace gradzoo::server {
+namespace {
+
+// One log line per RPC: method, status code, latency. Also the last guard that UNKNOWN never
+// leaves the server (it becomes INTERNAL).
+class RpcLogInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit RpcLogInterceptor(grpc::experimental::ServerRpcInfo* info)
+      : method_(info->method()), start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      grpc::Status status = methods->GetSendStatus();
+      if (status.error_code() == grpc::StatusCode::UNKNOWN) {
+        status = grpc::Status(grpc::StatusCode::INTERNAL, status.error_message());
+        methods->ModifySendStatus(status);
+      }
+      const double ms = std::chrono::duration<double, std::milli>(
+                            std::chrono::steady_clock::now() - start_)
+                            .count();
+      if (status.ok()) {
+        spdlog::info("rpc {} OK {:.1f}ms", method_, ms);
+      } else {
+        spdlog::warn("rpc {} code={} {:.1f}ms: {}", method_, static_cast<int>(status.error_code()),
+                     ms, status.error_message());
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string method_;
+  const std::chrono::steady_clock::time_point start_;
+};
+
+class RpcLogInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new RpcLogInterceptor(info);
+  }
+};
+
+}  // namespace
+
+struct Server::Impl {
+  Options options;
+  std::unique_ptr<core::Engine> engine;
+  std::unique_ptr<core::ThreadPool> queries;
+  std::unique_ptr<JobManager> jobs;
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  std::unique_ptr<grpc::Server> grpc_server;
+  int port = 0;
+  absl::Mutex mu;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+
+  ~Impl() {
+    // Order matters: stop RPCs, then jobs and queries, then the engine they use.
+    if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now());
+    if (jobs) jobs->Shutdown();
+    grpc_server.reset();
+    jobs.reset();
+    queries.reset();
+    services.clear();
+    engine.reset();
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  const core::BlasInfo blas = core::DetectBlas();
+  if (blas.is_reference()) {
+    spdlog::warn("LibTorch runs on the reference BLAS ({}), ~30x slower: install "
+                 "libopenblas0-pthread",
+                 blas.library_path);
+  } else {
+    spdlog::info("BLAS: {} ({}), torch threads: {}", blas.name, blas.library_path,
+                 core::TorchThreads());
+  }
+  core::Engine::Options eo;
+  eo.data_dir = options.data_dir;
+  eo.device = options.device;
+  eo.max_points_per_query = options.max_points_per_query;
+  ASSIGN_OR_RETURN(impl->engine, core::Engine::Create(eo));
+  impl->queries =
+      std::make_unique<core::ThreadPool>("queries", options.query_threads, options.max_queued_queries);
+  impl->jobs = std::make_unique<JobManager>(
+      impl->engine.get(), JobManager::Options{options.job_workers, options.max_queued_jobs, 1000});
+
+  ServiceDeps deps;
+  deps.engine = impl->engine.get();
+  deps.jobs = impl->jobs.get();
+  deps.queries = impl->queries.get();
+  deps.start_time = absl::Now();
+  deps.max_receive_message_bytes = options.max_receive_message_bytes;
+  impl->services = MakeServices(deps);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // gRPC enables SO_REUSEPORT by default, which would let a second server share a taken port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_send_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcLogInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  for (auto& s : impl->services) builder.RegisterService(s.get());
+  impl->grpc_server = builder.BuildAndStart();
+  if (!impl->grpc_server || impl->port == 0) {
+    impl->grpc_server.reset();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen,
+        ": the address is invalid or the port is taken (is another gradzoo-server running?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = impl->grpc_server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  // Ready: store loaded, workers up.
+  health->SetServingStatus(true);
+  spdlog::info("gradzoo-server listening on port {} (data dir {}, device {})", impl->port,
+               options.data_dir, impl->engine->Facts().device);
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { Shutdown(absl::Seconds(0)); }
+
+int Server::port() const { return impl_->port; }
+
+void Server::Shutdown(absl::Duration deadline) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->shut_down) return;
+    impl_->shut_down = true;
+  }
+  spdlog::info("shutting down: health NOT_SERVING, cancelling jobs");
+  if (impl_->grpc_server) impl_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
+  if (impl_->jobs) impl_->jobs->Shutdown();
+  if (impl_->grpc_server) impl_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
+}
+
+void Server::Wait() {
+  if (impl_->grpc_server) impl_->grpc_server->Wait();
+}
+
+}  // namespace gradzoo::server

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# End to end: the real gradzoo-server binary on a free port, driven by the real gradzoo CLI,
+# including bad input (wrong shapes, NaN, unknown names, oversize requests) getting the right
+# status while the server keeps serving, a refused second server on the same port, and a clean
+# shutdown on SIGTERM.
+#   usage: cli_e2e_test.sh SERVER_BIN CLI_BIN
+set -uo pipefail
+SERVER_BIN=$1
+CLI_BIN=$2
+WORK=$(mktemp -d)
+export OMP_WAIT_POLICY=PASSIVE
+failures=0
+passes=0
+SERVER_PID=""
+cleanup() {
+  [[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+check() {  # check NAME CONDITION_EXIT_CODE
+  if [[ $2 -eq 0 ]]; then passes=$((passes + 1)); echo "ok   $1"; else failures=$((failures + 1)); echo "FAIL $1"; fi
+}
+# expect_error NAME CODE ARGS...: the CLI exits 1 and stderr names the gRPC code.
+expect_error() {
+  local name=$1 code=$2; shift 2
+  $CLI "$@" >"$WORK/out" 2>"$WORK/err"
+  local rc=$?
+  if [[ $rc -eq 1 ]] && grep -q "error: $code" "$WORK/err"; then
+    check "$name -> $code" 0
+  else
+    echo "   rc=$rc stderr: $(cat "$WORK/err")"
+    check "$name -> $code" 1
+  fi
+}
+
+"$SERVER_BIN" --listen 127.0.0.1:0 --port-file "$WORK/port" --data-dir "$WORK/data" \
+  --device cpu --max_points_per_query 1000000 >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
+PORT=$(cat "$WORK/port")
+CLI="$CLI_BIN --server 127.0.0.1:$PORT"
+echo "server on port $PORT"
+
+$CLI health >/dev/null; check "health SERVING" $?
+$CLI --json info | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["blas"] != "reference", d; assert d["device"] == "cpu"'
+check "info --json (OpenBLAS, cpu)" $?
+$CLI --help | grep -q "field (MODEL" ; check "--help explains commands" $?
+
+$CLI train e2e --lambdas 0,0.5 --seeds 0,1 --validation-seeds 1 --hidden 64,64 --steps 4000 \
+  --batch 512 --lr 0.003 --train-examples 8192 >"$WORK/train.out" 2>"$WORK/train.err"
+check "train through the CLI" $?
+grep -q SUCCEEDED "$WORK/train.out"; check "job SUCCEEDED" $?
+
+$CLI --json zoos | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); z=d["zoos"][0]; assert z["name"]=="zoos/e2e" and z["model_count"]==4, d'
+check "zoos --json lists the zoo" $?
+$CLI --json models e2e | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["models"])==4; assert d["models"][3]["split"]=="SPLIT_VALIDATION", d'
+check "models --json" $?
+
+$CLI --json field e2e/m0000 --grid 0:0:1:21,1:0:1:21 --theory --svg "$WORK/f.svg" --csv "$WORK/f.csv" >"$WORK/field.json"
+check "field with theory, svg and csv" $?
+/usr/bin/python3 - "$WORK/field.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = d["fields"][0]
+assert f["points"] == 441 and f["inputs"] == 4 and f["outputs"] == 2, f
+assert f["summary"]["mean_relative_error"] < 0.3, f["summary"]
+PY
+check "lambda=0 model: mean relative error vs (x2,x1),(x4,x3) < 0.3" $?
+grep -q '<svg' "$WORK/f.svg" && [[ $(grep -o 'class="arrow"' "$WORK/f.svg" | wc -l) -eq 441 ]]
+check "quiver SVG has one arrow per grid point" $?
+[[ $(wc -l <"$WORK/f.csv") -eq 442 ]]; check "CSV has a header and one row per point" $?
+$CLI field e2e/m0000 --theory --fail-above 0.000001 >/dev/null 2>&1
+[[ $? -eq 3 ]]; check "--fail-above exits 3 when exceeded" $?
+
+# Bad input: the right codes, and the server keeps serving.
+expect_error "unknown model" NOT_FOUND field e2e/m9999
+expect_error "unknown zoo" NOT_FOUND zoo get nope
+expect_error "malformed zoo name" INVALID_ARGUMENT models "zoos/Bad Name"
+expect_error "grid axis out of range (wrong shape)" INVALID_ARGUMENT field e2e/m0000 --grid 7:0:1:3
+expect_error "NaN grid bound" INVALID_ARGUMENT field e2e/m0000 --grid 0:nan:1:3
+expect_error "NaN lambda" INVALID_ARGUMENT train bad --lambdas nan
+expect_error "unknown task" INVALID_ARGUMENT train bad --task nope
+expect_error "oversize grid" RESOURCE_EXHAUSTED field e2e/m0000 --grid 0:0:1:100000,1:0:1:100000
+expect_error "too many models" RESOURCE_EXHAUSTED train big --seeds "$(seq -s, 0 20000)"
+expect_error "duplicate zoo" ALREADY_EXISTS train e2e
+expect_error "unknown job" NOT_FOUND job get trainingJobs/none
+$CLI health >/dev/null; check "still SERVING after bad input" $?
+
+# Idempotent submit + quick cancel.
+J1=$($CLI train long --steps 1000000 --request-id r1 --no-wait)
+J2=$($CLI train long --steps 1000000 --request-id r1 --no-wait)
+[[ "$J1" == "$J2" && "$J1" == trainingJobs/* ]]; check "request_id returns the same job" $?
+sleep 1
+$CLI job cancel "$J1" >/dev/null; check "cancel" $?
+timeout 5 $CLI job watch "$J1" >"$WORK/watch.out" 2>&1
+grep -q CANCELLED "$WORK/watch.out"; check "job ends CANCELLED" $?
+
+# A second server on the same port refuses to start.
+timeout 60 "$SERVER_BIN" --listen "127.0.0.1:$PORT" --data-dir "$WORK/data2" >"$WORK/second.log" 2>&1
+[[ $? -ne 0 ]] && grep -q "port is taken" "$WORK/second.log"; check "second server on a taken port refuses" $?
+
+# Restart keeps the zoo; SIGTERM stops cleanly.
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; check "SIGTERM: clean exit 0" $?
+grep -q "gradzoo-server stopped" "$WORK/server.log"; check "shutdown logged" $?
+grep -qE 'rpc /gradzoo.v1.ZooService/ListZoos OK' "$WORK/server.log"; check "one log line per RPC" $?
+rm -f "$WORK/port"
+"$SERVER_BIN" --listen 127.0.0.1:0 --port-file "$WORK/port" --data-dir "$WORK/data" --device cpu >"$WORK/server2.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
+CLI="$CLI_BIN --server 127.0.0.1:$(cat "$WORK/port")"
+for _ in $(seq 1 100); do $CLI health >/dev/null 2>&1 && break; sleep 0.1; done
+$CLI --json zoo get e2e | grep -q '"model_count": 4'; check "restart reloads the zoo" $?
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; SERVER_PID=""
+
+echo "e2e: $passes passed, $failures failed"
+[[ $failures -eq 0 ]]
