@@ -51,6 +51,19 @@ class HealthStub {
 
 }  // namespace
 
+absl::Status FromGrpcStatus(const grpc::Status& s) { return FromGrpc(s); }
+
+void EncodeTensor(const std::vector<int64_t>& shape, const float* data, v1::Tensor* out) {
+  int64_t n = 1;
+  out->clear_shape();
+  for (int64_t d : shape) {
+    out->add_shape(d);
+    n *= d;
+  }
+  out->set_dtype(v1::D_TYPE_FLOAT32);
+  out->set_data(reinterpret_cast<const char*>(data), static_cast<size_t>(n) * sizeof(float));
+}
+
 bool IsFinalState(v1::JobState s) {
   return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
          s == v1::JOB_STATE_CANCELLED;
@@ -80,6 +93,8 @@ struct Client::Impl {
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+std::shared_ptr<grpc::Channel> Client::channel() const { return impl_->channel; }
+const Client::Options& Client::options() const { return impl_->options; }
 Client::~Client() = default;
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& address,

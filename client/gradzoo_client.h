@@ -23,6 +23,9 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/channel.h>
+#include <grpcpp/support/status.h>
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gradzoo/v1/gradient.pb.h"
@@ -107,11 +110,21 @@ class Client {
   // Decodes a wire tensor (float32 or float64) into floats, checking its byte count.
   static absl::StatusOr<FloatArray> DecodeTensor(const v1::Tensor& t);
 
+  // For the area clients in client/*.h (analysis, embeddings, ...): the shared channel and the
+  // default deadlines.
+  std::shared_ptr<grpc::Channel> channel() const;
+  const Options& options() const;
+
  private:
   struct Impl;
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// gRPC status -> absl::Status with the same code and message.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+// A float32 wire tensor of `shape` holding `data` (little-endian, row-major).
+void EncodeTensor(const std::vector<int64_t>& shape, const float* data, v1::Tensor* out);
 
 // True for the job states after which nothing changes.
 bool IsFinalState(v1::JobState state);

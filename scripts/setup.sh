@@ -10,8 +10,9 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libeigen3-dev libspdlog-dev libgtest-dev libgmock-dev libabsl-dev libsqlite3-dev libssl-dev
   python3 python3-grpcio python3-protobuf python3-numpy python3-torch
-  nodejs npm
 )
+# Node.js and npm (for buf) may come from outside Debian; install Debian's only if absent.
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
