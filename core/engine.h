@@ -121,6 +121,8 @@ class Engine {
 
   EngineFacts Facts() const;
   const Options& options() const { return options_; }
+  // The resolved default device ("cpu", "cuda:0") for tensor work.
+  const std::string& device() const { return device_; }
 
  private:
   Engine(Options options, std::string device, std::unique_ptr<ZooStore> store);
