@@ -40,6 +40,6 @@ esac
 
 if [[ ! -x tools/node_modules/.bin/buf ]]; then
   echo "setup: installing buf (npm @bufbuild/buf)"
-  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tools && npm install --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: done"
