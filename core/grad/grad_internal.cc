@@ -1,0 +1,92 @@
+#include "core/grad/grad_internal.h"
+
+#include <algorithm>
+
+#include "core/grad/bit_keys.h"
+#include "core/util/status_macros.h"
+
+namespace gradzoo::core::grad_internal {
+
+int64_t ChunkFor(int64_t floats_per_point) {
+  constexpr int64_t kBudgetFloats = 16 << 20;  // 64 MiB
+  return std::clamp<int64_t>(kBudgetFloats / std::max<int64_t>(1, floats_per_point), 256, 65536);
+}
+
+void PackPatterns(const MlpSpec& spec, const Capture& capture, uint64_t* out) {
+  const std::vector<int> offsets = PatternWordOffsets(spec.hidden);
+  const int words = offsets.back();
+  if (capture.pre.empty()) return;
+  const int64_t m = capture.pre.front().size(1);
+  std::fill(out, out + m * words, 0);
+  for (size_t l = 0; l < spec.hidden.size(); ++l) {
+    at::Tensor z = capture.pre[l][0].to(at::kCPU, at::kFloat).contiguous();  // [m, w]
+    const int w = spec.hidden[l];
+    const float* zp = z.data_ptr<float>();
+    for (int64_t p = 0; p < m; ++p) {
+      const float* row = zp + p * w;
+      uint64_t* dst = out + p * words + offsets[l];
+      for (int base = 0; base < w; base += 64) {
+        const int end = std::min(w, base + 64);
+        uint64_t word = 0;
+        if (spec.activation == Activation::kTanh) {
+          for (int u = base; u < end; ++u) {
+            word |= static_cast<uint64_t>(ActiveBit(row[u], Activation::kTanh)) << (u - base);
+          }
+        } else {
+          for (int u = base; u < end; ++u) word |= static_cast<uint64_t>(row[u] > 0.0f) << (u - base);
+        }
+        dst[base / 64] = word;
+      }
+    }
+  }
+}
+
+LayerGradients OutputLayerGradients(const StackedMlp& mlp, const Capture& capture) {
+  LayerGradients g;
+  const int64_t hidden = static_cast<int64_t>(mlp.spec.hidden.size());
+  g.post.resize(hidden);
+  g.pre.resize(hidden);
+  if (hidden == 0) return g;
+  const int64_t m = capture.pre.front().size(1);
+  const int64_t out = mlp.spec.output_dim;
+  at::Tensor post = mlp.weight[hidden][0].unsqueeze(0).expand({m, out, -1});  // [m, out, w]
+  for (int64_t l = hidden - 1; l >= 0; --l) {
+    g.post[l] = post.contiguous();
+    at::Tensor d = ActivationDerivative(capture.pre[l][0], mlp.spec.activation);  // [m, w]
+    g.pre[l] = (post * d.unsqueeze(1)).contiguous();
+    if (l > 0) {
+      const int64_t w = g.pre[l].size(2);
+      post = at::mm(g.pre[l].view({m * out, w}), mlp.weight[l][0]).view({m, out, -1});
+    }
+  }
+  return g;
+}
+
+at::Tensor LayerActivation(const at::Tensor& x, const Capture& capture, int j) {
+  if (j == 0) return x[0];
+  const int hidden = static_cast<int>(capture.post.size());
+  if (j <= hidden) return capture.post[j - 1][0];
+  return capture.pre.back()[0];
+}
+
+at::Tensor AdjacentJacobian(const StackedMlp& mlp, const Capture& capture, int l) {
+  const int hidden = static_cast<int>(mlp.spec.hidden.size());
+  const at::Tensor& w = mlp.weight[l][0];  // [width(l+1), width(l)]
+  const int64_t m = capture.pre.front().size(1);
+  if (l == hidden) return w.unsqueeze(0).expand({m, -1, -1});
+  at::Tensor d = ActivationDerivative(capture.pre[l][0], mlp.spec.activation);  // [m, width(l+1)]
+  return d.unsqueeze(2) * w.unsqueeze(0);
+}
+
+absl::StatusOr<ResolvedModel> ResolveModel(const Engine& engine, const ModelRef& ref,
+                                           const PointSpec& points) {
+  ResolvedModel r;
+  ASSIGN_OR_RETURN(auto found, engine.GetModel(ref));
+  r.zoo = std::move(found.first);
+  r.model = found.second;
+  ASSIGN_OR_RETURN(r.n, CountPoints(points, r.model->spec.input_dim,
+                                    engine.options().max_points_per_query));
+  return r;
+}
+
+}  // namespace gradzoo::core::grad_internal

@@ -1,0 +1,70 @@
+// Helpers shared by core/grad's analyses (regions, partitions, layer Jacobians, graph).
+// Internal to core: includes ATen; only .cc files include it.
+#ifndef GRADZOO_CORE_GRAD_GRAD_INTERNAL_H_
+#define GRADZOO_CORE_GRAD_GRAD_INTERNAL_H_
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/engine.h"
+#include "core/grad/points.h"
+#include "core/model.h"
+#include "core/nn/mlp.h"
+
+namespace gradzoo::core::grad_internal {
+
+// The activity bit of a unit with pre-activation z (bit_keys.h): act'(z) > 0.5, i.e. z > 0 for
+// ReLU and GELU, |z| < atanh(1/sqrt(2)) = 0.8813736 for tanh.
+inline bool ActiveBit(float z, Activation a) {
+  if (a == Activation::kTanh) return z < 0.88137358702f && z > -0.88137358702f;
+  return z > 0.0f;
+}
+
+// Points per chunk so that `floats_per_point` floats per point stay within ~64 MiB.
+int64_t ChunkFor(int64_t floats_per_point);
+
+// Packs the activity bits of the first model of `capture` (hidden layers) for its m points into
+// `out` ([m, words] in the bit_keys.h layout). Tensors may live on any device.
+void PackPatterns(const MlpSpec& spec, const Capture& capture, uint64_t* out);
+
+// Reverse sweep for the first model of `mlp`: for every hidden layer l, d y / d h_l (post) and
+// d y / d z_l (pre), each [m, out, w_l] on the capture's device:
+//   post_{H-1} = W_L,  pre_l = post_l * act'(z_l),  post_{l-1} = pre_l W_l.
+struct LayerGradients {
+  std::vector<at::Tensor> post;
+  std::vector<at::Tensor> pre;
+};
+LayerGradients OutputLayerGradients(const StackedMlp& mlp, const Capture& capture);
+
+// Activation layer j (0 = the input x, 1..H = hidden post-activations, H+1 = the output) of
+// the first model for the chunk `x` ([1, m, in]) whose forward pass is `capture`: [m, width].
+at::Tensor LayerActivation(const at::Tensor& x, const Capture& capture, int j);
+
+// d a_{l+1} / d a_l for the first model, [m, width(l+1), width(l)] (layer_jacobians.h):
+// diag(act'(z_{l+1})) W_{l+1} for a hidden target, W_{H+1} (broadcast) for the output.
+at::Tensor AdjacentJacobian(const StackedMlp& mlp, const Capture& capture, int l);
+
+// A stored model and the number of points a spec denotes for it, checked against the engine's
+// per-query limit before anything is allocated.
+struct ResolvedModel {
+  std::shared_ptr<const Zoo> zoo;  // keeps `model` alive
+  const ModelRecord* model = nullptr;
+  int64_t n = 0;
+};
+absl::StatusOr<ResolvedModel> ResolveModel(const Engine& engine, const ModelRef& ref,
+                                           const PointSpec& points);
+
+// Rounds g / eps to an integer cell coordinate stored in a uint64 key word (eps > 0).
+inline uint64_t CellOf(double g, double eps) {
+  return static_cast<uint64_t>(static_cast<int64_t>(std::llround(g / eps)));
+}
+
+}  // namespace gradzoo::core::grad_internal
+
+#endif  // GRADZOO_CORE_GRAD_GRAD_INTERNAL_H_
