@@ -106,7 +106,7 @@ absl::StatusOr<std::pair<std::shared_ptr<const Zoo>, const ModelRecord*>> Engine
 
 absl::Status Engine::ValidateTraining(const std::string& zoo_id, const ZooSpec& spec) const {
   RETURN_IF_ERROR(ValidateResourceId(zoo_id, "zoo_id"));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Task> task, MakeTask(spec.task));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Task> task, MakeTask(spec.task, /*load_data=*/false));
   MlpSpec mlp{task->input_dim(), spec.hidden, task->output_dim(), spec.activation};
   RETURN_IF_ERROR(mlp.Validate());
   RETURN_IF_ERROR(ValidateTrainConfig(spec.training));
@@ -122,7 +122,8 @@ absl::Status Engine::ValidateTraining(const std::string& zoo_id, const ZooSpec& 
           absl::StrCat("validation_seeds has ", v, ", which is not among seeds"));
     }
   }
-  const int64_t models = static_cast<int64_t>(spec.task.lambdas.size()) * spec.seeds.size();
+  const int64_t models = static_cast<int64_t>(task->variants()) *
+                        static_cast<int64_t>(spec.task.lambdas.size()) * spec.seeds.size();
   if (models > options_.max_models_per_zoo) {
     return absl::ResourceExhaustedError(absl::StrCat("the spec makes ", models,
                                                      " models; at most ",
@@ -139,8 +140,12 @@ absl::Status Engine::ValidateTraining(const std::string& zoo_id, const ZooSpec& 
   // for forward + backward + Adam state; refuse what would not fit in a few GiB.
   int64_t width_sum = mlp.input_dim + mlp.output_dim;
   for (int h : mlp.hidden) width_sum += h;
-  const double bytes = 4.0 * models * spec.task.train_examples * width_sum * 4 +
-                       16.0 * models * mlp.ParamCount();
+  // Dataset tasks share one copy of their data, but minibatches and activations are per model.
+  const double examples = task->SharedData() ? 60000.0 : spec.task.train_examples;
+  const double batch = spec.training.batch_size > 0 ? std::min<double>(spec.training.batch_size, examples) : examples;
+  const double bytes = 4.0 * (task->SharedData() ? examples * (mlp.input_dim + mlp.output_dim)
+                                                 : models * examples * (mlp.input_dim + mlp.output_dim)) +
+                       4.0 * models * batch * width_sum * 4 + 16.0 * models * mlp.ParamCount();
   if (bytes > 8.0 * (int64_t{1} << 30)) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "training would need about %.1f GiB; lower models, examples or widths", bytes / (1 << 30)));
@@ -157,7 +162,7 @@ absl::StatusOr<std::shared_ptr<const Zoo>> Engine::TrainZoo(const std::string& z
                                                             const ProgressFn& progress,
                                                             const CancelFn& cancel) {
   RETURN_IF_ERROR(ValidateTraining(zoo_id, spec));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Task> task, MakeTask(spec.task));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Task> task, MakeTask(spec.task, /*load_data=*/true));
   std::string device = device_;
   if (!spec.training.device.empty()) {
     ASSIGN_OR_RETURN(device, ResolveDevice(spec.training.device));
@@ -171,10 +176,12 @@ absl::StatusOr<std::shared_ptr<const Zoo>> Engine::TrainZoo(const std::string& z
   req.config = spec.training;
   req.device = device;
   std::set<int64_t> validation(spec.validation_seeds.begin(), spec.validation_seeds.end());
-  for (double lambda : spec.task.lambdas) {
-    for (int64_t seed : spec.seeds) {
-      req.models.push_back(
-          {lambda, seed, validation.count(seed) ? Split::kValidation : Split::kTrain});
+  for (int variant = 0; variant < task->variants(); ++variant) {
+    for (double lambda : spec.task.lambdas) {
+      for (int64_t seed : spec.seeds) {
+        req.models.push_back({variant, lambda, seed,
+                              validation.count(seed) ? Split::kValidation : Split::kTrain});
+      }
     }
   }
   ASSIGN_OR_RETURN(std::vector<TrainedModel> trained, TrainEnsemble(req, progress, cancel));
@@ -190,6 +197,10 @@ absl::StatusOr<std::shared_ptr<const Zoo>> Engine::TrainZoo(const std::string& z
     ModelRecord m;
     m.id = ModelIdForIndex(i);
     m.task = task->name();
+    m.variant = trained[i].plan.variant;
+    m.label = task->VariantLabel(m.variant);
+    m.test_loss = trained[i].test_loss;
+    m.test_accuracy = trained[i].test_accuracy;
     m.lambda = trained[i].plan.lambda;
     m.seed = trained[i].plan.seed;
     m.split = trained[i].plan.split;
@@ -230,6 +241,24 @@ Engine::ResolveSelection(const FieldRequest& request) const {
     return absl::InvalidArgumentError("selection: name at least one model or a zoo");
   }
   return out;
+}
+
+absl::StatusOr<std::shared_ptr<const Task>> TheoryTask(const Zoo& zoo, const ModelRecord& m) {
+  TaskConfig tc;
+  if (zoo.has_spec && zoo.spec.task.name == m.task) {
+    tc = zoo.spec.task;
+  } else {
+    tc.name = m.task;
+  }
+  absl::StatusOr<std::shared_ptr<const Task>> task = MakeTask(tc, /*load_data=*/false);
+  if (!task.ok() || !(*task)->HasExactGradient() || (*task)->input_dim() != m.spec.input_dim ||
+      (*task)->output_dim() != m.spec.output_dim || m.variant < 0 ||
+      m.variant >= (*task)->variants()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "compare_with_theory: model \"zoos/", zoo.id, "/models/", m.id, "\" has task \"", m.task,
+        "\", which has no exact gradient here"));
+  }
+  return task;
 }
 
 absl::StatusOr<int64_t> Engine::ValidateField(const FieldRequest& request) const {
@@ -284,18 +313,11 @@ absl::StatusOr<std::vector<NamedField>> Engine::ComputeGradientField(
   }
   if (request.compare_with_theory) {
     for (size_t i = 0; i < selected.size(); ++i) {
+      const Zoo& zoo = *selected[i].first;
       const ModelRecord& m = *selected[i].second;
-      TaskConfig tc;
-      tc.name = m.task;
-      absl::StatusOr<std::shared_ptr<const Task>> task = MakeTask(tc);
-      if (!task.ok() || !(*task)->HasExactGradient() ||
-          (*task)->input_dim() != m.spec.input_dim || (*task)->output_dim() != m.spec.output_dim) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "compare_with_theory: model \"zoos/", selected[i].first->id, "/models/", m.id,
-            "\" has task \"", m.task, "\", which has no exact gradient"));
-      }
+      ASSIGN_OR_RETURN(std::shared_ptr<const Task> task, TheoryTask(zoo, m));
       std::vector<float> theory(static_cast<size_t>(n) * m.spec.output_dim * in);
-      (*task)->ExactGradient(points.data(), n, m.lambda, theory.data());
+      task->ExactGradient(m.variant, points.data(), n, m.lambda, theory.data());
       CompareWithTheory(std::move(theory), &results[i].field);
     }
   }

@@ -26,6 +26,7 @@
 #include "core/grad/points.h"
 #include "core/model.h"
 #include "core/store/zoo_store.h"
+#include "core/tasks/task.h"
 #include "core/train/trainer.h"
 
 namespace gradzoo::core {
@@ -137,8 +138,13 @@ class Engine {
   std::map<std::string, ZooEntry> zoos_ ABSL_GUARDED_BY(mu_);
 };
 
-// "m0000".."m9999": ids of a trained zoo's models, in (lambda, seed) order.
+// "m0000".."m9999": ids of a trained zoo's models, in (variant, lambda, seed) order.
 std::string ModelIdForIndex(size_t index);
+
+// The task whose exact gradient applies to model `m` of `zoo` (the zoo's own task config, so
+// poly1d families match). FAILED_PRECONDITION when it has none.
+absl::StatusOr<std::shared_ptr<const Task>> TheoryTask(const Zoo& zoo,
+                                                             const ModelRecord& m);
 
 }  // namespace gradzoo::core
 

@@ -9,6 +9,7 @@
 #ifndef GRADZOO_CORE_MODEL_H_
 #define GRADZOO_CORE_MODEL_H_
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -58,12 +59,26 @@ struct LayerWeights {
 // Checks that `layers` have the shapes `spec` implies (and finite values).
 absl::Status ValidateWeights(const MlpSpec& spec, const std::vector<LayerWeights>& layers);
 
-// Which task and data a zoo trains on. Only the fields of the named task are used.
+// Which task and data a zoo trains on. Only the fields of the named task are used; formulas
+// and domains are documented in core/tasks/task.h.
 struct TaskConfig {
   std::string name = "mul2";
   std::vector<double> lambdas = {0.0};
   int train_examples = 2048;
   int validation_examples = 512;
+  // poly1d: number of distinct polynomials (the task's variants); 0 = 10.
+  int families = 0;
+  // poly1d: 0 = independent members; towards 1 every member is drawn near one shared polynomial.
+  double similarity = 0.0;
+  // poly1d: seed of the family draw (the same seed gives the same polynomials).
+  int64_t family_seed = 0;
+  // fashion-mnist: directory holding the IDX files (gzip or plain); "" = the Debian package's.
+  std::string data_path;
+  // custom: the uploaded dataset, row-major x [n, custom_input_dim], y [n, custom_output_dim].
+  int custom_input_dim = 0;
+  int custom_output_dim = 0;
+  std::vector<float> custom_x;
+  std::vector<float> custom_y;
 };
 
 // Optimiser settings shared by every model of a zoo (full-batch or minibatch Adam on MSE).
@@ -96,6 +111,7 @@ enum class Split { kTrain = 1, kValidation = 2 };
 struct ModelRecord {
   std::string id;  // unique within its zoo: [a-z0-9-]{1,63}
   std::string task;
+  int variant = 0;  // which of the task's variants (poly1d family); 0 for single-variant tasks
   double lambda = 0.0;
   int64_t seed = 0;
   Split split = Split::kTrain;
@@ -103,6 +119,9 @@ struct ModelRecord {
   double validation_loss = 0.0;
   int steps = 0;
   std::string label;
+  // Held-out test set metrics for tasks that have one (fashion-mnist); NaN otherwise.
+  double test_loss = std::nan("");
+  double test_accuracy = std::nan("");
   MlpSpec spec;
   std::vector<LayerWeights> layers;
 };

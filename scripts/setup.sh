@@ -8,7 +8,8 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libeigen3-dev libspdlog-dev libgtest-dev libgmock-dev libabsl-dev libsqlite3-dev libssl-dev
+  libeigen3-dev libspdlog-dev libgtest-dev libgmock-dev libabsl-dev libsqlite3-dev libssl-dev zlib1g-dev
+  dataset-fashion-mnist
   python3 python3-grpcio python3-protobuf python3-numpy python3-torch
 )
 # Node.js and npm (for buf) may come from outside Debian; install Debian's only if absent.

@@ -151,12 +151,9 @@ at::Tensor InputJacobian(const StackedMlp& mlp, const Capture& capture) {
   return j.contiguous();
 }
 
-std::vector<at::Tensor> MseBackward(const StackedMlp& mlp, const at::Tensor& x,
-                                    const at::Tensor& y, const Capture& capture,
-                                    const at::Tensor& pred) {
+std::vector<at::Tensor> BackwardFromOutput(const StackedMlp& mlp, const at::Tensor& x,
+                                           const Capture& capture, at::Tensor dz) {
   const int64_t layers = static_cast<int64_t>(mlp.weight.size());
-  const double scale = 2.0 / static_cast<double>(pred.size(1) * pred.size(2));
-  at::Tensor dz = (pred - y) * scale;
   std::vector<at::Tensor> grads(2 * layers);
   for (int64_t l = layers - 1; l >= 0; --l) {
     const at::Tensor& h_prev = l == 0 ? x : capture.post[l - 1];
@@ -167,6 +164,20 @@ std::vector<at::Tensor> MseBackward(const StackedMlp& mlp, const at::Tensor& x,
     }
   }
   return grads;
+}
+
+std::vector<at::Tensor> MseBackward(const StackedMlp& mlp, const at::Tensor& x,
+                                    const at::Tensor& y, const Capture& capture,
+                                    const at::Tensor& pred) {
+  const double scale = 2.0 / static_cast<double>(pred.size(1) * pred.size(2));
+  return BackwardFromOutput(mlp, x, capture, (pred - y) * scale);
+}
+
+std::vector<at::Tensor> CrossEntropyBackward(const StackedMlp& mlp, const at::Tensor& x,
+                                             const at::Tensor& y, const Capture& capture,
+                                             const at::Tensor& pred) {
+  const double scale = 1.0 / static_cast<double>(pred.size(1));
+  return BackwardFromOutput(mlp, x, capture, (at::softmax(pred, 2) - y) * scale);
 }
 
 }  // namespace gradzoo::core

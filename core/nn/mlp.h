@@ -67,6 +67,17 @@ std::vector<at::Tensor> MseBackward(const StackedMlp& mlp, const at::Tensor& x,
                                     const at::Tensor& y, const Capture& capture,
                                     const at::Tensor& pred);
 
+// The same for softmax cross-entropy L_k = mean_n -sum_o y log softmax(z_L)_o (y one-hot or
+// a distribution): dz_L = (softmax(z_L) - y) / N.
+std::vector<at::Tensor> CrossEntropyBackward(const StackedMlp& mlp, const at::Tensor& x,
+                                             const at::Tensor& y, const Capture& capture,
+                                             const at::Tensor& pred);
+
+// Backpropagates dz_L (the loss gradient w.r.t. the output pre-activations) to every weight
+// and bias.
+std::vector<at::Tensor> BackwardFromOutput(const StackedMlp& mlp, const at::Tensor& x,
+                                           const Capture& capture, at::Tensor dz);
+
 }  // namespace gradzoo::core
 
 #endif  // GRADZOO_CORE_NN_MLP_H_

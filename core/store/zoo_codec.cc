@@ -18,14 +18,14 @@ namespace gradzoo::core {
 namespace {
 
 constexpr char kMagic[8] = {'G', 'Z', 'O', 'O', 'A', 'R', 'C', '1'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 constexpr uint32_t kTrailerTag = 0xFFFFFFFFu;
 constexpr size_t kShaSize = 32;
 constexpr size_t kRecordHeaderSize = 4 + 8;  // u32 tag, u64 length
 constexpr size_t kPreambleSize = sizeof(kMagic) + 4;
 constexpr size_t kTrailerSize = kRecordHeaderSize + kShaSize;
 
-// Record tags of format version 1 (see zoo_codec.h for their payloads).
+// Record tags of format version 2 (see zoo_codec.h for their payloads).
 constexpr uint32_t kZooHeaderTag = 1;
 constexpr uint32_t kZooSpecTag = 2;
 constexpr uint32_t kModelTag = 3;
@@ -144,6 +144,9 @@ void EncodeModel(const ModelRecord& m, Writer& w) {
   w.F64(m.validation_loss);
   w.I32(m.steps);
   w.Str(m.label);
+  w.I32(m.variant);
+  w.F64(m.test_loss);
+  w.F64(m.test_accuracy);
   EncodeMlpSpec(m.spec, w);
   w.U64(m.layers.size());
   for (const LayerWeights& l : m.layers) {
@@ -159,6 +162,14 @@ void EncodeZooSpec(const ZooSpec& spec, Writer& w) {
   w.VecF64(spec.task.lambdas);
   w.I32(spec.task.train_examples);
   w.I32(spec.task.validation_examples);
+  w.I32(spec.task.families);
+  w.F64(spec.task.similarity);
+  w.I64(spec.task.family_seed);
+  w.Str(spec.task.data_path);
+  w.I32(spec.task.custom_input_dim);
+  w.I32(spec.task.custom_output_dim);
+  w.VecF32(spec.task.custom_x);
+  w.VecF32(spec.task.custom_y);
   w.VecI32(spec.hidden);
   w.I32(static_cast<int32_t>(spec.activation));
   w.VecI64(spec.seeds);
@@ -344,6 +355,9 @@ absl::Status DecodeModel(Reader& r, ModelRecord* m) {
   RETURN_IF_ERROR(r.F64(&m->validation_loss, "validation_loss"));
   RETURN_IF_ERROR(r.I32(&m->steps, "steps"));
   RETURN_IF_ERROR(r.Str(&m->label, "label"));
+  RETURN_IF_ERROR(r.I32(&m->variant, "variant"));
+  RETURN_IF_ERROR(r.F64(&m->test_loss, "test_loss"));
+  RETURN_IF_ERROR(r.F64(&m->test_accuracy, "test_accuracy"));
   RETURN_IF_ERROR(DecodeMlpSpec(r, &m->spec));
   size_t num_layers = 0;
   RETURN_IF_ERROR(r.Count(kMinLayerSize, "layers", &num_layers));
@@ -362,6 +376,14 @@ absl::Status DecodeZooSpec(Reader& r, ZooSpec* spec) {
   RETURN_IF_ERROR(r.VecF64(&spec->task.lambdas, "task.lambdas"));
   RETURN_IF_ERROR(r.I32(&spec->task.train_examples, "task.train_examples"));
   RETURN_IF_ERROR(r.I32(&spec->task.validation_examples, "task.validation_examples"));
+  RETURN_IF_ERROR(r.I32(&spec->task.families, "task.families"));
+  RETURN_IF_ERROR(r.F64(&spec->task.similarity, "task.similarity"));
+  RETURN_IF_ERROR(r.I64(&spec->task.family_seed, "task.family_seed"));
+  RETURN_IF_ERROR(r.Str(&spec->task.data_path, "task.data_path"));
+  RETURN_IF_ERROR(r.I32(&spec->task.custom_input_dim, "task.custom_input_dim"));
+  RETURN_IF_ERROR(r.I32(&spec->task.custom_output_dim, "task.custom_output_dim"));
+  RETURN_IF_ERROR(r.VecF32(&spec->task.custom_x, "task.custom_x"));
+  RETURN_IF_ERROR(r.VecF32(&spec->task.custom_y, "task.custom_y"));
   RETURN_IF_ERROR(r.VecI32(&spec->hidden, "hidden"));
   int activation = 0;
   RETURN_IF_ERROR(r.I32(&activation, "activation"));

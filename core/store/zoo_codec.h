@@ -4,7 +4,7 @@
 // nothing in it is ever executed. All integers little-endian.
 //
 //   magic   "GZOOARC1" (8 bytes)
-//   u32     format version (1)
+//   u32     format version (2; version 1 was a pre-release layout without task variants)
 //   record* a sequence of tagged records: u32 tag, u64 length, `length` bytes of payload
 //   trailer u32 tag 0xFFFFFFFF, u64 32, SHA-256 of every byte before the trailer
 //
@@ -20,14 +20,18 @@
 //          str id, u8 has_spec, i64 create_time_ms, str owner
 //   tag 2  zoo spec, exactly once (written even when has_spec is false, so every field of Zoo
 //          round-trips):
-//          TaskConfig   str name, vec<f64> lambdas, i32 train_examples, i32 validation_examples
+//          TaskConfig   str name, vec<f64> lambdas, i32 train_examples, i32 validation_examples,
+//                       i32 families, f64 similarity, i64 family_seed, str data_path,
+//                       i32 custom_input_dim, i32 custom_output_dim, vec<f32> custom_x,
+//                       vec<f32> custom_y
 //          vec<i32> hidden, i32 activation, vec<i64> seeds, vec<i64> validation_seeds
 //          TrainConfig  i32 steps, i32 batch_size, f64 learning_rate, i32 eval_every,
 //                       i32 early_stopping_patience, str device,
 //                       u8 cosine_schedule (0 or 1)
 //   tag 3  one model, once per model in Zoo::models order:
 //          str id, str task, f64 lambda, i64 seed, i32 split, f64 train_loss,
-//          f64 validation_loss, i32 steps, str label,
+//          f64 validation_loss, i32 steps, str label, i32 variant, f64 test_loss,
+//          f64 test_accuracy,
 //          MlpSpec  i32 input_dim, vec<i32> hidden, i32 output_dim, i32 activation,
 //          vec<layer>, where layer = i32 out, i32 in, vec<f32> weight (row-major [out, in]),
 //                                    vec<f32> bias
@@ -55,7 +59,7 @@ namespace gradzoo::core {
 std::string EncodeZoo(const Zoo& zoo);
 
 // Parses an archive. DATA_LOSS when the checksum does not match or the bytes are truncated or
-// malformed, or the format version is not 1; INVALID_ARGUMENT when it is well-formed but
+// malformed, or the format version is not 2; INVALID_ARGUMENT when it is well-formed but
 // describes an invalid zoo: a zoo or model id that fails ValidateResourceId, duplicate model ids,
 // a model whose MlpSpec fails Validate or whose layers fail ValidateWeights, or an enum value
 // outside its range. Sets stored_bytes to bytes.size().

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/nn/mlp.h"
@@ -84,40 +85,69 @@ absl::StatusOr<std::vector<TrainedModel>> TrainEnsemble(const TrainRequest& req,
   if (req.train_examples < 1 || req.validation_examples < 1) {
     return absl::InvalidArgumentError("train_examples and validation_examples must be >= 1");
   }
+  double last_batch_loss = 0.0;
   if (req.spec.input_dim != req.task->input_dim() ||
       req.spec.output_dim != req.task->output_dim()) {
     return absl::InvalidArgumentError("network input/output dims do not match the task");
   }
   for (const ModelPlan& p : req.models) RETURN_IF_ERROR(req.task->ValidateLambda(p.lambda));
 
+  std::vector<Dataset> train_sets, val_sets;  // per model, or one shared
+  std::optional<Dataset> test_set;
+  if (req.task->SharedData()) {
+    ASSIGN_OR_RETURN(Dataset tr, req.task->Data(DataSplit::kTrain, 0, 0.0, 0, 0));
+    ASSIGN_OR_RETURN(Dataset va, req.task->Data(DataSplit::kValidation, 0, 0.0, 0, 0));
+    train_sets.push_back(std::move(tr));
+    val_sets.push_back(std::move(va));
+    absl::StatusOr<Dataset> te = req.task->Data(DataSplit::kTest, 0, 0.0, 0, 0);
+    if (te.ok()) test_set = *std::move(te);
+  } else {
+    for (const ModelPlan& p : req.models) {
+      if (p.variant < 0 || p.variant >= req.task->variants()) {
+        return absl::InvalidArgumentError(absl::StrCat("variant ", p.variant, " out of range"));
+      }
+      ASSIGN_OR_RETURN(Dataset tr, req.task->Data(DataSplit::kTrain, p.variant, p.lambda,
+                                                  static_cast<uint64_t>(p.seed), req.train_examples));
+      ASSIGN_OR_RETURN(Dataset va, req.task->Data(DataSplit::kValidation, p.variant, p.lambda,
+                                                  static_cast<uint64_t>(p.seed),
+                                                  req.validation_examples));
+      train_sets.push_back(std::move(tr));
+      val_sets.push_back(std::move(va));
+    }
+  }
+  if (train_sets.front().n < 1 || val_sets.front().n < 1) {
+    return absl::InvalidArgumentError("the task's training or validation set is empty");
+  }
+
   return GuardTorch("training", [&]() -> absl::StatusOr<std::vector<TrainedModel>> {
     c10::InferenceMode no_autograd;  // gradients are computed by hand
     const at::Device device = ToAtDevice(req.device);
     const int64_t k = static_cast<int64_t>(req.models.size());
-    const int in = req.spec.input_dim, out = req.spec.output_dim;  // NOLINT
-    const int64_t n_train = req.train_examples, n_val = req.validation_examples;
+    const bool shared = req.task->SharedData();
+    const bool classify = req.task->loss() == LossKind::kCrossEntropy;
 
-    // Data: [K, N, dim], each model from its own seed and lambda.
-    at::Tensor xt = at::empty({k, n_train, in}, at::kFloat);
-    at::Tensor yt = at::empty({k, n_train, out}, at::kFloat);
-    at::Tensor xv = at::empty({k, n_val, in}, at::kFloat);
-    at::Tensor yv = at::empty({k, n_val, out}, at::kFloat);
+    // Stacks datasets into [K or 1, N, dim] tensors on the device.
+    auto stack = [&](const std::vector<Dataset>& sets, bool targets) {
+      const Dataset& first = sets.front();
+      const int64_t n = first.n;
+      const int64_t dim = targets ? first.output_dim : first.input_dim;
+      at::Tensor t = at::empty({static_cast<int64_t>(sets.size()), n, dim}, at::kFloat);
+      for (size_t i = 0; i < sets.size(); ++i) {
+        const std::vector<float>& v = targets ? sets[i].y : sets[i].x;
+        std::copy(v.begin(), v.end(), t.data_ptr<float>() + i * n * dim);
+      }
+      return t.to(device);
+    };
+    at::Tensor xt = stack(train_sets, false), yt = stack(train_sets, true);
+    at::Tensor xv = stack(val_sets, false), yv = stack(val_sets, true);
+    train_sets.clear();
+    val_sets.clear();
+    const int64_t n_train = xt.size(1);
+    // Shared data: a [1, N, dim] tensor seen by every model through a broadcast view.
+    auto per_model = [&](const at::Tensor& t) { return shared ? t.expand({k, -1, -1}) : t; };
+
     std::vector<int64_t> seeds;
-    for (int64_t i = 0; i < k; ++i) {
-      const ModelPlan& p = req.models[i];
-      seeds.push_back(p.seed);
-      Dataset tr = req.task->Sample(n_train, p.lambda, p.seed, kTrainDataStream);
-      Dataset va = req.task->Sample(n_val, p.lambda, p.seed, kValidationDataStream);
-      std::copy(tr.x.begin(), tr.x.end(), xt.data_ptr<float>() + i * n_train * in);
-      std::copy(tr.y.begin(), tr.y.end(), yt.data_ptr<float>() + i * n_train * out);
-      std::copy(va.x.begin(), va.x.end(), xv.data_ptr<float>() + i * n_val * in);
-      std::copy(va.y.begin(), va.y.end(), yv.data_ptr<float>() + i * n_val * out);
-    }
-    xt = xt.to(device);
-    yt = yt.to(device);
-    xv = xv.to(device);
-    yv = yv.to(device);
-
+    for (const ModelPlan& p : req.models) seeds.push_back(p.seed);
     StackedMlp mlp = InitStacked(req.spec, seeds, device);
     const size_t layers = mlp.weight.size();
     std::vector<at::Tensor*> params;
@@ -129,6 +159,25 @@ absl::StatusOr<std::vector<TrainedModel>> TrainEnsemble(const TrainRequest& req,
       param_values.push_back(mlp.bias[l]);
     }
     Adam adam(req.config.learning_rate, param_values);
+
+    // Per-model loss [K] of predictions against targets.
+    auto loss_of = [&](const at::Tensor& pred, const at::Tensor& y) {
+      if (classify) return -(y * at::log_softmax(pred, 2)).sum(2).mean(1);
+      return PerModelMse(pred, y);
+    };
+    // Full-set loss in chunks of points, so large shared sets do not materialise K copies.
+    auto full_loss = [&](const at::Tensor& x, const at::Tensor& y) {
+      const int64_t n = x.size(1);
+      const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(1, k * x.size(2)));
+      at::Tensor total = at::zeros({k}, at::TensorOptions().dtype(at::kFloat).device(device));
+      for (int64_t s = 0; s < n; s += chunk) {
+        const int64_t m = std::min(chunk, n - s);
+        at::Tensor xs = per_model(x.narrow(1, s, m));
+        at::Tensor ys = per_model(y.narrow(1, s, m));
+        total += loss_of(Forward(mlp, xs, nullptr), ys) * static_cast<double>(m);
+      }
+      return total / static_cast<double>(n);
+    };
 
     std::vector<at::Tensor> best_w, best_b;
     for (size_t l = 0; l < layers; ++l) {
@@ -151,7 +200,7 @@ absl::StatusOr<std::vector<TrainedModel>> TrainEnsemble(const TrainRequest& req,
     int64_t cursor = n_train;  // forces a shuffle at the first minibatch
 
     auto evaluate = [&](int step) {
-      at::Tensor val = PerModelMse(Forward(mlp, xv, nullptr), yv);
+      at::Tensor val = full_loss(xv, yv);
       at::Tensor improved = (val < best_val) & (active > 0);
       best_val = at::where(improved, val, best_val);
       for (size_t l = 0; l < layers; ++l) {
@@ -168,14 +217,13 @@ absl::StatusOr<std::vector<TrainedModel>> TrainEnsemble(const TrainRequest& req,
         active = still;
       }
       if (progress) {
-        at::Tensor tr = PerModelMse(Forward(mlp, xt, nullptr), yt).cpu();
         at::Tensor bv = best_val.cpu();
         TrainProgress p;
         p.step = step;
         p.total_steps = steps;
         p.models_total = static_cast<int>(k);
         p.models_done = static_cast<int>(k - active.sum().item<double>());
-        p.mean_train_loss = tr.mean().item<double>();
+        p.mean_train_loss = last_batch_loss;
         p.mean_validation_loss = bv.mean().item<double>();
         p.max_validation_loss = bv.max().item<double>();
         progress(p);
@@ -197,15 +245,19 @@ absl::StatusOr<std::vector<TrainedModel>> TrainEnsemble(const TrainRequest& req,
         xb = xt.index_select(1, idx);
         yb = yt.index_select(1, idx);
       }
+      xb = per_model(xb);
+      yb = per_model(yb);
       Capture cap;
       at::Tensor pred = Forward(mlp, xb, &cap);
-      std::vector<at::Tensor> grads = MseBackward(mlp, xb, yb, cap, pred);
+      std::vector<at::Tensor> grads = classify ? CrossEntropyBackward(mlp, xb, yb, cap, pred)
+                                               : MseBackward(mlp, xb, yb, cap, pred);
       const double lr_scale =
           req.config.cosine_schedule
               ? 0.05 + 0.95 * 0.5 * (1.0 + std::cos(M_PI * (step - 1) / static_cast<double>(steps)))
               : 1.0;
       adam.Step(params, grads, active, lr_scale);
       if (step % eval_every == 0 || step == steps) {
+        if (progress) last_batch_loss = loss_of(pred, yb).mean().item<double>();
         evaluate(step);
         if (active.sum().item<double>() == 0) break;
       }
@@ -216,14 +268,25 @@ absl::StatusOr<std::vector<TrainedModel>> TrainEnsemble(const TrainRequest& req,
       mlp.weight[l] = best_w[l];
       mlp.bias[l] = best_b[l];
     }
-    at::Tensor train_loss = PerModelMse(Forward(mlp, xt, nullptr), yt).cpu();
+    at::Tensor train_loss = full_loss(xt, yt).cpu();
     at::Tensor val_loss = best_val.cpu();
+    at::Tensor test_loss, test_acc;
+    if (test_set) {
+      at::Tensor xs = stack({*test_set}, false), ys = stack({*test_set}, true);
+      test_loss = full_loss(xs, ys).cpu();
+      at::Tensor pred = Forward(mlp, per_model(xs), nullptr);
+      test_acc = (pred.argmax(2) == per_model(ys).argmax(2)).to(at::kFloat).mean(1).cpu();
+    }
     std::vector<TrainedModel> result(k);
     for (int64_t i = 0; i < k; ++i) {
       result[i].plan = req.models[i];
       result[i].train_loss = train_loss[i].item<double>();
       result[i].validation_loss = val_loss[i].item<double>();
       result[i].steps = stopped_at[i];
+      if (test_set) {
+        result[i].test_loss = test_loss[i].item<double>();
+        if (classify) result[i].test_accuracy = test_acc[i].item<double>();
+      }
       result[i].layers = Unstack(mlp, i);
     }
     return result;

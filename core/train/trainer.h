@@ -1,5 +1,9 @@
 // Batched ensemble training: one program trains every model of a zoo at once.
 //
+// Loss: MSE for regression tasks, softmax cross-entropy for classification (Task::loss()).
+// Synthetic tasks give each model its own data from its seed ([K, N, in] tensors); dataset
+// tasks (fashion-mnist, custom) share one copy that every model reads ([N, in], broadcast).
+//
 // Weights are stacked as [K, out, in]; the forward and backward passes are batched matmuls and
 // one Adam step updates all K models. Backpropagation is written out by hand (no autograd
 // graph): for MSE loss L_k = mean_{n,o} (z_L - y)^2 of model k,
@@ -18,6 +22,7 @@
 #ifndef GRADZOO_CORE_TRAIN_TRAINER_H_
 #define GRADZOO_CORE_TRAIN_TRAINER_H_
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -31,6 +36,7 @@ namespace gradzoo::core {
 
 // One model to train.
 struct ModelPlan {
+  int variant = 0;  // the task's variant (poly1d family)
   double lambda = 0.0;
   int64_t seed = 0;
   Split split = Split::kTrain;
@@ -38,9 +44,11 @@ struct ModelPlan {
 
 struct TrainedModel {
   ModelPlan plan;
-  double train_loss = 0.0;       // full training-set MSE with the kept weights
-  double validation_loss = 0.0;  // best validation MSE (the kept weights)
+  double train_loss = 0.0;       // full training-set loss with the kept weights
+  double validation_loss = 0.0;  // best validation loss (the kept weights)
   int steps = 0;                 // steps taken before it stopped
+  double test_loss = std::nan("");      // on the task's test set, when it has one
+  double test_accuracy = std::nan("");  // classification tasks with a test set
   std::vector<LayerWeights> layers;
 };
 
@@ -70,9 +78,8 @@ struct TrainRequest {
   std::string device = "cpu";  // resolved device ("cpu", "cuda:0")
 };
 
-// Streams of Rng::ForStream for a model's data (its weights use kWeightStream in core/nn).
-inline constexpr uint64_t kTrainDataStream = 1;
-inline constexpr uint64_t kValidationDataStream = 2;
+// Stream of Rng::ForStream for minibatch order (data streams are in core/tasks/task.h, the
+// weights' in core/nn/mlp.h).
 inline constexpr uint64_t kBatchStream = 3;
 
 // Trains every model; INVALID_ARGUMENT for bad settings, CANCELLED when `cancel` says so,

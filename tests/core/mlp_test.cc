@@ -103,6 +103,28 @@ TEST(MlpTest, MseBackwardMatchesAutograd) {
   }
 }
 
+TEST(MlpTest, CrossEntropyBackwardMatchesAutograd) {
+  MlpSpec spec{3, {7}, 4, Activation::kGelu};
+  StackedMlp mlp = InitStacked(spec, {5, 6}, at::kCPU);
+  at::Tensor x = RandomPoints(2, 9, 3, 1).to(at::kDouble);
+  at::Tensor y = at::softmax(RandomPoints(2, 9, 4, 2).to(at::kDouble) * 3, 2);  // distributions
+  for (auto& w : mlp.weight) w = w.to(at::kDouble).requires_grad_(true);
+  for (auto& b : mlp.bias) b = b.to(at::kDouble).requires_grad_(true);
+  Capture cap;
+  at::Tensor pred = Forward(mlp, x, &cap);
+  std::vector<at::Tensor> grads;
+  {
+    at::NoGradGuard no_grad;
+    grads = CrossEntropyBackward(mlp, x, y, cap, pred);
+  }
+  at::Tensor loss = -(y * at::log_softmax(pred, 2)).sum(2).mean(1).sum();
+  std::vector<at::Tensor> params = {mlp.weight[0], mlp.bias[0], mlp.weight[1], mlp.bias[1]};
+  auto ref = torch::autograd::grad({loss}, params);
+  for (size_t i = 0; i < ref.size(); ++i) {
+    EXPECT_TRUE(at::allclose(grads[i], ref[i], 1e-10, 1e-12)) << "param " << i;
+  }
+}
+
 TEST(MlpTest, StackUnstackRoundTrip) {
   MlpSpec spec{4, {8}, 2, Activation::kRelu};
   StackedMlp a = InitStacked(spec, {1, 2}, at::kCPU);

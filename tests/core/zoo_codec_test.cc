@@ -102,6 +102,14 @@ void ExpectZoosEqual(const Zoo& a, const Zoo& b) {
   EXPECT_EQ(a.spec.task.lambdas, b.spec.task.lambdas);
   EXPECT_EQ(a.spec.task.train_examples, b.spec.task.train_examples);
   EXPECT_EQ(a.spec.task.validation_examples, b.spec.task.validation_examples);
+  EXPECT_EQ(a.spec.task.families, b.spec.task.families);
+  EXPECT_EQ(a.spec.task.similarity, b.spec.task.similarity);
+  EXPECT_EQ(a.spec.task.family_seed, b.spec.task.family_seed);
+  EXPECT_EQ(a.spec.task.data_path, b.spec.task.data_path);
+  EXPECT_EQ(a.spec.task.custom_input_dim, b.spec.task.custom_input_dim);
+  EXPECT_EQ(a.spec.task.custom_output_dim, b.spec.task.custom_output_dim);
+  EXPECT_EQ(a.spec.task.custom_x, b.spec.task.custom_x);
+  EXPECT_EQ(a.spec.task.custom_y, b.spec.task.custom_y);
   EXPECT_EQ(a.spec.hidden, b.spec.hidden);
   EXPECT_EQ(a.spec.activation, b.spec.activation);
   EXPECT_EQ(a.spec.seeds, b.spec.seeds);
@@ -127,6 +135,13 @@ void ExpectZoosEqual(const Zoo& a, const Zoo& b) {
     EXPECT_EQ(x.validation_loss, y.validation_loss) << where;
     EXPECT_EQ(x.steps, y.steps) << where;
     EXPECT_EQ(x.label, y.label) << where;
+    EXPECT_EQ(x.variant, y.variant) << where;
+    // NaN (no test set) must round-trip as NaN.
+    EXPECT_TRUE(x.test_loss == y.test_loss || (std::isnan(x.test_loss) && std::isnan(y.test_loss)))
+        << where;
+    EXPECT_TRUE(x.test_accuracy == y.test_accuracy ||
+                (std::isnan(x.test_accuracy) && std::isnan(y.test_accuracy)))
+        << where;
     EXPECT_EQ(x.spec, y.spec) << where;
     ASSERT_EQ(x.layers.size(), y.layers.size()) << where;
     for (size_t l = 0; l < x.layers.size(); ++l) {
@@ -209,6 +224,9 @@ std::string ModelPayload(const ModelPayloadOptions& o) {
   PutF64(&p, 0.2);  // validation_loss
   PutU32(&p, 10);   // steps
   PutStr(&p, "");   // label
+  PutU32(&p, 0);    // variant
+  PutF64(&p, std::nan(""));  // test_loss
+  PutF64(&p, std::nan(""));  // test_accuracy
   PutU32(&p, 1);    // input_dim
   PutU64(&p, o.hidden_count);
   PutU32(&p, 1);  // output_dim
@@ -252,7 +270,7 @@ TEST(ZooCodecTest, StartsWithMagicAndVersion) {
   const std::string bytes = EncodeZoo(MakeZoo());
   ASSERT_GE(bytes.size(), 12u);
   EXPECT_EQ(bytes.substr(0, 8), "GZOOARC1");
-  EXPECT_EQ(bytes.substr(8, 4), std::string("\x01\x00\x00\x00", 4));
+  EXPECT_EQ(bytes.substr(8, 4), std::string("\x02\x00\x00\x00", 4));
 }
 
 TEST(ZooCodecTest, EncodingIsDeterministic) {
@@ -294,6 +312,18 @@ TEST(ZooCodecTest, EveryFieldIsEncoded) {
       {"training.early_stopping_patience",
        [](Zoo& z) { z.spec.training.early_stopping_patience = 0; }},
       {"training.device", [](Zoo& z) { z.spec.training.device = "cpu"; }},
+      {"task.families", [](Zoo& z) { z.spec.task.families = 7; }},
+      {"task.similarity", [](Zoo& z) { z.spec.task.similarity = 0.25; }},
+      {"task.family_seed", [](Zoo& z) { z.spec.task.family_seed = 99; }},
+      {"task.data_path", [](Zoo& z) { z.spec.task.data_path = "/data"; }},
+      {"task.custom", [](Zoo& z) {
+         z.spec.task.custom_input_dim = 1;
+         z.spec.task.custom_output_dim = 1;
+         z.spec.task.custom_x = {1, 2};
+         z.spec.task.custom_y = {3, 4};
+       }},
+      {"model.variant", [](Zoo& z) { z.models[1].variant = 3; }},
+      {"model.test_accuracy", [](Zoo& z) { z.models[1].test_accuracy = 0.5; }},
       {"training.cosine_schedule",
        [](Zoo& z) { z.spec.training.cosine_schedule = !z.spec.training.cosine_schedule; }},
       {"models (count)", [](Zoo& z) { z.models.pop_back(); }},
@@ -367,8 +397,10 @@ TEST(ZooCodecTest, NotAnArchiveIsDataLoss) {
 
 TEST(ZooCodecTest, OtherFormatVersionIsDataLoss) {
   std::string body = Unsealed(MakeZoo());
-  body[8] = 2;
-  EXPECT_THAT(DecodeZoo(Seal(body)), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("version 2")));
+  body[8] = 3;
+  EXPECT_THAT(DecodeZoo(Seal(body)), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("version 3")));
+  body[8] = 1;  // the pre-release layout
+  EXPECT_THAT(DecodeZoo(Seal(body)), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("version 1")));
 }
 
 // The hand-rolled writer agrees with the decoder, so the hostile tests below fail for the
