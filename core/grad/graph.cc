@@ -168,6 +168,12 @@ class RarityModel {
   std::vector<double> scores_;
 };
 
+// Prefixes a status message with the request field it concerns.
+absl::Status InField(const absl::Status& s, const char* field) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
+}
+
 std::string NodeLabel(int layer, int index, int last_layer, bool components) {
   if (layer == 0) return absl::StrCat("x", index + 1);
   if (layer == last_layer) return absl::StrCat("y", index + 1);
@@ -461,8 +467,10 @@ absl::Status ValidateGraphQuery(const Engine& engine, const GraphQuery& query) {
                    grad_internal::ResolveModel(engine, query.model, query.points));
   int64_t nq = 0;
   if (query.has_queries) {
-    ASSIGN_OR_RETURN(nq, CountPoints(query.queries, r.model->spec.input_dim,
-                                     engine.options().max_points_per_query));
+    absl::StatusOr<int64_t> count = CountPoints(query.queries, r.model->spec.input_dim,
+                                                engine.options().max_points_per_query);
+    if (!count.ok()) return InField(count.status(), "query_points");
+    nq = *count;
   }
   return ValidateOptions(r.model->spec, query.options, r.n, nq);
 }
@@ -485,12 +493,15 @@ absl::StatusOr<ComputationalGraph> BuildComputationalGraph(const Engine& engine,
 }
 
 absl::Status ValidateRarityQuery(const Engine& engine, const RarityQuery& query) {
-  ASSIGN_OR_RETURN(grad_internal::ResolvedModel r,
-                   grad_internal::ResolveModel(engine, query.model, query.reference));
-  ASSIGN_OR_RETURN(const int64_t nq, CountPoints(query.queries, r.model->spec.input_dim,
-                                                 engine.options().max_points_per_query));
-  if (r.n < 1) return absl::InvalidArgumentError("reference_points: give at least one example");
-  if (static_cast<double>(r.n) * nq > kMaxRarityWork) {
+  ASSIGN_OR_RETURN(auto found, engine.GetModel(query.model));
+  const int in = found.second->spec.input_dim;
+  const int64_t max_points = engine.options().max_points_per_query;
+  absl::StatusOr<int64_t> n = CountPoints(query.reference, in, max_points);
+  if (!n.ok()) return InField(n.status(), "reference_points");
+  absl::StatusOr<int64_t> nq = CountPoints(query.queries, in, max_points);
+  if (!nq.ok()) return InField(nq.status(), "query_points");
+  if (*n < 1) return absl::InvalidArgumentError("reference_points: give at least one example");
+  if (static_cast<double>(*n) * *nq > kMaxRarityWork) {
     return absl::ResourceExhaustedError(
         "reference_points x query_points is too large: use fewer of either");
   }

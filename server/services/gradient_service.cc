@@ -5,7 +5,12 @@
 
 #include "core/util/status_macros.h"
 #include "gradzoo/v1/gradient.grpc.pb.h"
+#include "core/grad/graph.h"
+#include "core/grad/layer_jacobians.h"
+#include "core/grad/partition.h"
+#include "core/grad/regions.h"
 #include "server/convert.h"
+#include "server/convert_gradient.h"
 
 namespace gradzoo::server {
 namespace {
@@ -114,6 +119,92 @@ class FieldWriter final : public grpc::ServerWriteReactor<v1::ComputeGradientFie
   v1::ComputeGradientFieldResponse msg_;
 };
 
+// Runs `compute(cancel)` for a unary call on the query pool and finishes the call with its
+// status; RESOURCE_EXHAUSTED at once when the queue is full.
+template <typename Fn>
+ServerUnaryReactor* OnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const bool scheduled = deps.queries->TrySchedule([reactor, ctx, compute = std::move(compute)] {
+    reactor->Finish(ToGrpcStatus(compute([ctx] { return ctx->IsCancelled(); })));
+  });
+  if (!scheduled) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "the query queue is full; retry in a few seconds"));
+  }
+  return reactor;
+}
+
+// Computes adjacent-layer Jacobians on the query pool, then streams them chunk by chunk; the
+// last message carries the summary.
+class JacobianWriter final : public grpc::ServerWriteReactor<v1::ComputeLayerJacobiansResponse> {
+ public:
+  JacobianWriter(const ServiceDeps& deps, CallbackServerContext* ctx,
+                 const v1::ComputeLayerJacobiansRequest& req)
+      : deps_(deps), ctx_(ctx), chunk_examples_(req.chunk_examples()) {
+    absl::Status s = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(query_, LayerJacobianQueryFromProto(
+                                   req, deps_.engine->options().max_points_per_query));
+      return core::ValidateLayerJacobianQuery(*deps_.engine, query_).status();
+    }();
+    if (!s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    if (!deps_.queries->TrySchedule([this] { Compute(); })) {
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "the query queue is full; retry in a few seconds"));
+    }
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      return;
+    }
+    WriteNext();
+  }
+  void OnCancel() override { cancelled_ = true; }
+  void OnDone() override { delete this; }
+
+ private:
+  void Compute() {
+    auto cancel = [this] { return cancelled_.load() || ctx_->IsCancelled(); };
+    absl::StatusOr<core::LayerJacobians> r = core::ComputeLayerJacobians(*deps_.engine, query_, cancel);
+    if (!r.ok()) {
+      Finish(ToGrpcStatus(r.status()));
+      return;
+    }
+    result_ = *std::move(r);
+    chunk_ = LayerJacobianChunk(result_, chunk_examples_);
+    WriteNext();
+  }
+  void WriteNext() {
+    if (done_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    // Without per-example matrices (summary_only, or no examples) one message carries it all.
+    const int64_t remaining = result_.jacobians.empty() ? 0 : result_.n - offset_;
+    const int64_t m = std::min(chunk_, remaining);
+    const bool last = offset_ + m >= result_.n || result_.jacobians.empty();
+    msg_.Clear();
+    LayerJacobianChunkToProto(result_, offset_, m, last, &msg_);
+    offset_ += m;
+    done_ = last;
+    StartWrite(&msg_);
+  }
+
+  const ServiceDeps deps_;
+  CallbackServerContext* const ctx_;
+  const int64_t chunk_examples_;
+  core::LayerJacobianQuery query_;
+  std::atomic<bool> cancelled_{false};
+  core::LayerJacobians result_;
+  int64_t chunk_ = 1;
+  int64_t offset_ = 0;
+  bool done_ = false;
+  v1::ComputeLayerJacobiansResponse msg_;
+};
+
 class GradientServiceImpl final : public v1::GradientService::CallbackService {
  public:
   explicit GradientServiceImpl(const ServiceDeps& deps) : deps_(deps) {}
@@ -123,30 +214,75 @@ class GradientServiceImpl final : public v1::GradientService::CallbackService {
     return new FieldWriter(deps_, ctx, *req);
   }
   ServerUnaryReactor* CountLinearRegions(CallbackServerContext* ctx,
-                                         const v1::CountLinearRegionsRequest*,
-                                         v1::CountLinearRegionsResponse*) override {
-    ServerUnaryReactor* r = ctx->DefaultReactor();
-    r->Finish(Unimplemented("CountLinearRegions", "linear-region counting (unique gradients)"));
-    return r;
+                                         const v1::CountLinearRegionsRequest* req,
+                                         v1::CountLinearRegionsResponse* resp) override {
+    absl::StatusOr<core::RegionQuery> query =
+        RegionQueryFromProto(*req, deps_.engine->options().max_points_per_query);
+    if (!query.ok()) return Reply(ctx, query.status());
+    if (auto n = core::ValidateRegionQuery(*deps_.engine, *query); !n.ok()) {
+      return Reply(ctx, n.status());
+    }
+    const core::Engine* engine = deps_.engine;
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(query), resp](const core::CancelFn& cancel) -> absl::Status {
+      ASSIGN_OR_RETURN(core::RegionCounts c, core::CountLinearRegions(*engine, q, cancel));
+      RegionCountsToProto(c, resp);
+      return absl::OkStatus();
+    });
   }
   ServerUnaryReactor* ComputeRegionPartition(CallbackServerContext* ctx,
-                                             const v1::ComputeRegionPartitionRequest*,
-                                             v1::ComputeRegionPartitionResponse*) override {
-    ServerUnaryReactor* r = ctx->DefaultReactor();
-    r->Finish(Unimplemented("ComputeRegionPartition", "exact 2-D region partitions"));
-    return r;
+                                             const v1::ComputeRegionPartitionRequest* req,
+                                             v1::ComputeRegionPartitionResponse* resp) override {
+    absl::StatusOr<core::PartitionQuery> query = PartitionQueryFromProto(*req);
+    if (!query.ok()) return Reply(ctx, query.status());
+    if (absl::Status s = core::ValidatePartitionQuery(*deps_.engine, *query); !s.ok()) {
+      return Reply(ctx, s);
+    }
+    const core::Engine* engine = deps_.engine;
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(query), resp](const core::CancelFn& cancel) -> absl::Status {
+      ASSIGN_OR_RETURN(core::Partition p, core::ComputeRegionPartition(*engine, q, cancel));
+      PartitionToProto(p, resp);
+      return CheckResponseSize(*resp, "narrow the slice or lower max_regions");
+    });
   }
   grpc::ServerWriteReactor<v1::ComputeLayerJacobiansResponse>* ComputeLayerJacobians(
-      CallbackServerContext*, const v1::ComputeLayerJacobiansRequest*) override {
-    return new FinishedWriter<v1::ComputeLayerJacobiansResponse>(
-        Unimplemented("ComputeLayerJacobians", "adjacent-layer Jacobians"));
+      CallbackServerContext* ctx, const v1::ComputeLayerJacobiansRequest* req) override {
+    return new JacobianWriter(deps_, ctx, *req);
   }
   ServerUnaryReactor* BuildComputationalGraph(CallbackServerContext* ctx,
-                                              const v1::BuildComputationalGraphRequest*,
-                                              v1::BuildComputationalGraphResponse*) override {
-    ServerUnaryReactor* r = ctx->DefaultReactor();
-    r->Finish(Unimplemented("BuildComputationalGraph", "the layer-by-layer computational graph"));
-    return r;
+                                              const v1::BuildComputationalGraphRequest* req,
+                                              v1::BuildComputationalGraphResponse* resp) override {
+    absl::StatusOr<core::GraphQuery> query =
+        GraphQueryFromProto(*req, deps_.engine->options().max_points_per_query);
+    if (!query.ok()) return Reply(ctx, query.status());
+    if (absl::Status s = core::ValidateGraphQuery(*deps_.engine, *query); !s.ok()) {
+      return Reply(ctx, s);
+    }
+    const core::Engine* engine = deps_.engine;
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(query), resp, title = req->model(),
+                                    dot = req->include_dot(), json = req->include_json()](
+                                       const core::CancelFn& cancel) -> absl::Status {
+      ASSIGN_OR_RETURN(core::ComputationalGraph g, core::BuildComputationalGraph(*engine, q, cancel));
+      GraphToProto(g, title, dot, json, resp);
+      return CheckResponseSize(
+          *resp, "lower max_edges, raise min_abs_weight, use fewer query_points or leave out "
+                 "include_dot / include_json");
+    });
+  }
+  ServerUnaryReactor* ScorePathRarity(CallbackServerContext* ctx,
+                                      const v1::ScorePathRarityRequest* req,
+                                      v1::ScorePathRarityResponse* resp) override {
+    absl::StatusOr<core::RarityQuery> query =
+        RarityQueryFromProto(*req, deps_.engine->options().max_points_per_query);
+    if (!query.ok()) return Reply(ctx, query.status());
+    if (absl::Status s = core::ValidateRarityQuery(*deps_.engine, *query); !s.ok()) {
+      return Reply(ctx, s);
+    }
+    const core::Engine* engine = deps_.engine;
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(query), resp](const core::CancelFn& cancel) -> absl::Status {
+      ASSIGN_OR_RETURN(core::RarityResult r, core::ScorePathRarity(*engine, q, cancel));
+      RarityToProto(r, resp);
+      return CheckResponseSize(*resp, "score fewer query_points per call");
+    });
   }
 
  private:
