@@ -4,6 +4,9 @@
 #include <grpcpp/impl/client_unary_call.h>
 #include <grpcpp/impl/rpc_method.h>
 
+#include <openssl/sha.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +18,18 @@
 namespace gradzoo::client {
 
 namespace {
+
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : d) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -179,6 +194,58 @@ absl::StatusOr<v1::Model> Client::GetModel(const std::string& name) {
       req, [&](auto* ctx, const auto& r, auto* out) { return impl_->zoos->GetModel(ctx, r, out); });
   if (!resp.ok()) return resp.status();
   return resp->model();
+}
+
+absl::StatusOr<v1::Model> Client::ImportModel(const std::string& zoo_name,
+                                              const v1::Model& model) {
+  v1::ImportModelRequest req;
+  req.set_parent(zoo_name);
+  *req.mutable_model() = model;
+  auto resp = impl_->Unary<v1::ImportModelRequest, v1::ImportModelResponse>(
+      req, [&](auto* ctx, const auto& r, auto* out) { return impl_->zoos->ImportModel(ctx, r, out); });
+  if (!resp.ok()) return resp.status();
+  return resp->model();
+}
+
+absl::StatusOr<std::string> Client::ExportZoo(const std::string& name) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx, impl_->options.stream_timeout);
+  v1::ExportZooRequest req;
+  req.set_name(name);
+  auto reader = impl_->zoos->ExportZoo(&ctx, req);
+  v1::ExportZooResponse msg;
+  std::string archive, sha;
+  while (reader->Read(&msg)) {
+    archive.append(msg.chunk());
+    if (!msg.sha256().empty()) sha = msg.sha256();
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  if (sha.empty() || sha != Sha256Hex(archive)) {
+    return absl::DataLossError("the exported archive does not match the server's SHA-256");
+  }
+  return archive;
+}
+
+absl::StatusOr<v1::Zoo> Client::ImportZoo(const std::string& name, const std::string& archive) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx, impl_->options.stream_timeout);
+  v1::ImportZooResponse resp;
+  auto writer = impl_->zoos->ImportZoo(&ctx, &resp);
+  constexpr size_t kChunk = 1 << 20;
+  size_t offset = 0;
+  do {
+    v1::ImportZooRequest msg;
+    if (offset == 0) msg.set_name(name);
+    const size_t n = std::min(kChunk, archive.size() - offset);
+    msg.set_chunk(archive.data() + offset, n);
+    offset += n;
+    if (!writer->Write(msg)) break;  // the server ended the call; Finish says why
+  } while (offset < archive.size());
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return resp.zoo();
 }
 
 absl::StatusOr<v1::TrainingJob> Client::CreateZooTrainingJob(const std::string& zoo_id,

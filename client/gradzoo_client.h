@@ -89,6 +89,15 @@ class Client {
   absl::StatusOr<std::vector<v1::Model>> ListModels(const std::string& zoo_name,
                                                     bool include_weights);
   absl::StatusOr<v1::Model> GetModel(const std::string& name);
+  // Adds a network trained elsewhere to zoo `zoo_name` (created if missing): `model` carries
+  // its layers as float tensors (weight [out, in], bias [out]) and optional metadata. Returns
+  // the stored model (without weights).
+  absl::StatusOr<v1::Model> ImportModel(const std::string& zoo_name, const v1::Model& model);
+  // The zoo as a data-only archive (format: core/store/zoo_codec.h), checked against the
+  // SHA-256 the server sends (DATA_LOSS on mismatch).
+  absl::StatusOr<std::string> ExportZoo(const std::string& name);
+  // Creates zoo `name` from an archive written by ExportZoo (on any server).
+  absl::StatusOr<v1::Zoo> ImportZoo(const std::string& name, const std::string& archive);
 
   // Training jobs.
   absl::StatusOr<v1::TrainingJob> CreateZooTrainingJob(const std::string& zoo_id,

@@ -1,6 +1,7 @@
 #include "core/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <map>
 #include <set>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/store/zoo_codec.h"
 #include "core/tasks/task.h"
 #include "core/util/runtime.h"
 #include "core/util/status_macros.h"
@@ -81,6 +83,7 @@ absl::StatusOr<std::shared_ptr<const Zoo>> Engine::GetZoo(const std::string& id)
 
 absl::Status Engine::DeleteZoo(const std::string& id) {
   RETURN_IF_ERROR(ValidateResourceId(id, "zoo id"));
+  absl::MutexLock write_lock(&write_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (zoos_.find(id) == zoos_.end()) {
@@ -212,6 +215,7 @@ absl::StatusOr<std::shared_ptr<const Zoo>> Engine::TrainZoo(const std::string& z
     zoo->models.push_back(std::move(m));
   }
   if (cancel && cancel()) return absl::CancelledError("training cancelled before saving");
+  absl::MutexLock write_lock(&write_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (zoos_.count(zoo_id)) {
@@ -219,11 +223,112 @@ absl::StatusOr<std::shared_ptr<const Zoo>> Engine::TrainZoo(const std::string& z
           absl::StrCat("zoo \"zoos/", zoo_id, "\" was created while this job ran"));
     }
   }
+  return SaveAndPublish(std::move(zoo));
+}
+
+absl::StatusOr<std::shared_ptr<const Zoo>> Engine::SaveAndPublish(std::shared_ptr<Zoo> zoo) {
   ASSIGN_OR_RETURN(zoo->stored_bytes, store_->Save(*zoo));
   std::shared_ptr<const Zoo> published = zoo;
   absl::MutexLock lock(&mu_);
-  zoos_[zoo_id] = ZooEntry{zoo_id, published, absl::OkStatus()};
+  zoos_[zoo->id] = ZooEntry{zoo->id, published, absl::OkStatus()};
   return published;
+}
+
+namespace {
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+absl::StatusOr<std::pair<std::shared_ptr<const Zoo>, std::string>> Engine::ImportModel(
+    const std::string& zoo_id, ModelRecord model) {
+  RETURN_IF_ERROR(ValidateResourceId(zoo_id, "parent"));
+  RETURN_IF_ERROR(model.spec.Validate());
+  RETURN_IF_ERROR(ValidateWeights(model.spec, model.layers));
+  if (!std::isfinite(model.lambda)) return absl::InvalidArgumentError("model.lambda is not finite");
+  absl::MutexLock write_lock(&write_mu_);
+  auto zoo = std::make_shared<Zoo>();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = zoos_.find(zoo_id);
+    if (it != zoos_.end()) {
+      if (!it->second.status.ok()) {
+        return absl::DataLossError(absl::StrCat("zoo \"zoos/", zoo_id, "\" is unreadable: ",
+                                                it->second.status.message()));
+      }
+      *zoo = *it->second.zoo;  // copy-on-write: the published snapshot stays untouched
+    } else {
+      zoo->id = zoo_id;
+      zoo->create_time_ms = NowMs();
+    }
+  }
+  if (!zoo->models.empty()) {
+    const MlpSpec& first = zoo->models.front().spec;
+    if (first.input_dim != model.spec.input_dim || first.output_dim != model.spec.output_dim) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "zoo \"zoos/", zoo_id, "\" holds models with ", first.input_dim, " inputs and ",
+          first.output_dim, " outputs; this model has ", model.spec.input_dim, " and ",
+          model.spec.output_dim, ": import it into another zoo"));
+    }
+  }
+  if (static_cast<int64_t>(zoo->models.size()) >= options_.max_models_per_zoo) {
+    return absl::ResourceExhaustedError(absl::StrCat("zoo \"zoos/", zoo_id, "\" is full (",
+                                                     options_.max_models_per_zoo, " models)"));
+  }
+  std::set<std::string> taken;
+  for (const ModelRecord& m : zoo->models) taken.insert(m.id);
+  if (model.id.empty()) {
+    for (size_t i = zoo->models.size();; ++i) {
+      if (!taken.count(ModelIdForIndex(i))) {
+        model.id = ModelIdForIndex(i);
+        break;
+      }
+    }
+  } else if (taken.count(model.id)) {
+    return absl::AlreadyExistsError(absl::StrCat("model \"zoos/", zoo_id, "/models/", model.id,
+                                                 "\" already exists"));
+  }
+  const std::string id = model.id;
+  zoo->models.push_back(std::move(model));
+  ASSIGN_OR_RETURN(auto published, SaveAndPublish(std::move(zoo)));
+  return std::make_pair(published, id);
+}
+
+absl::StatusOr<std::string> Engine::ExportZoo(const std::string& zoo_id) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Zoo> zoo, GetZoo(zoo_id));
+  return EncodeZoo(*zoo);
+}
+
+absl::StatusOr<std::shared_ptr<const Zoo>> Engine::ImportZoo(const std::string& zoo_id,
+                                                             const std::string& archive) {
+  RETURN_IF_ERROR(ValidateResourceId(zoo_id, "name"));
+  if (archive.rfind("PK\x03\x04", 0) == 0) {
+    return absl::InvalidArgumentError(
+        "this is a zip file (a TorchScript module?): executable formats are refused; send an "
+        "archive written by ExportZoo, or import weights with ImportModel");
+  }
+  if (!archive.empty() && static_cast<unsigned char>(archive[0]) == 0x80) {
+    return absl::InvalidArgumentError(
+        "this looks like a Python pickle: executable formats are refused; send an archive "
+        "written by ExportZoo, or import weights with ImportModel");
+  }
+  absl::StatusOr<Zoo> decoded = DecodeZoo(archive);
+  if (!decoded.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a valid gradzoo archive: ", decoded.status().message()));
+  }
+  auto zoo = std::make_shared<Zoo>(*std::move(decoded));
+  zoo->id = zoo_id;
+  absl::MutexLock write_lock(&write_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (zoos_.count(zoo_id)) {
+      return absl::AlreadyExistsError(absl::StrCat("zoo \"zoos/", zoo_id, "\" already exists"));
+    }
+  }
+  return SaveAndPublish(std::move(zoo));
 }
 
 absl::StatusOr<std::vector<std::pair<std::shared_ptr<const Zoo>, const ModelRecord*>>>

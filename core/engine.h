@@ -113,6 +113,20 @@ class Engine {
                                                       const ProgressFn& progress,
                                                       const CancelFn& cancel);
 
+  // Adds a network trained elsewhere (weights as data) to zoo `zoo_id`, creating the zoo if it
+  // does not exist; the zoo is saved, then the new snapshot published. An empty model id gets
+  // the next free "m%04d". INVALID_ARGUMENT for bad weights (NaN, shapes), ALREADY_EXISTS for a
+  // taken model id, FAILED_PRECONDITION when its input/output dims differ from the zoo's.
+  absl::StatusOr<std::pair<std::shared_ptr<const Zoo>, std::string>> ImportModel(
+      const std::string& zoo_id, ModelRecord model);
+  // The zoo as a data-only archive (core/store/zoo_codec.h).
+  absl::StatusOr<std::string> ExportZoo(const std::string& zoo_id) const;
+  // Creates zoo `zoo_id` from an archive written by ExportZoo (on any server). INVALID_ARGUMENT
+  // for corrupt or foreign bytes (TorchScript zips and pickles are refused by name),
+  // ALREADY_EXISTS when the id is taken.
+  absl::StatusOr<std::shared_ptr<const Zoo>> ImportZoo(const std::string& zoo_id,
+                                                       const std::string& archive);
+
   // Cheap validation and size check of a field request: returns points x models.
   absl::StatusOr<int64_t> ValidateField(const FieldRequest& request) const;
   // Input-gradient fields of every selected model (models of different architectures are
@@ -133,7 +147,12 @@ class Engine {
 
   const Options options_;
   const std::string device_;
+  // Saves `zoo` and publishes it under its id (replacing any snapshot).
+  absl::StatusOr<std::shared_ptr<const Zoo>> SaveAndPublish(std::shared_ptr<Zoo> zoo);
+
   const std::unique_ptr<ZooStore> store_;
+  // Serialises read-modify-write of zoos (imports), so two imports never lose each other.
+  absl::Mutex write_mu_;
   mutable absl::Mutex mu_;
   std::map<std::string, ZooEntry> zoos_ ABSL_GUARDED_BY(mu_);
 };

@@ -140,6 +140,27 @@ absl::StatusOr<core::ZooSpec> ZooSpecFromProto(const v1::ZooSpec& p) {
     return absl::InvalidArgumentError("task.train_examples and validation_examples must be >= 0");
   }
   if (p.task().train_examples() > 0) s.task.train_examples = p.task().train_examples();
+  s.task.families = p.task().families();
+  s.task.similarity = p.task().similarity();
+  s.task.family_seed = p.task().family_seed();
+  s.task.data_path = p.task().data_path();
+  if (p.task().has_custom_inputs() || p.task().has_custom_targets()) {
+    std::vector<int64_t> xs, ys;
+    constexpr int64_t kMaxCustomElements = 16'000'000;
+    ASSIGN_OR_RETURN(s.task.custom_x, FloatTensorFromProto(p.task().custom_inputs(),
+                                                           "task.custom_inputs",
+                                                           kMaxCustomElements, &xs));
+    ASSIGN_OR_RETURN(s.task.custom_y, FloatTensorFromProto(p.task().custom_targets(),
+                                                           "task.custom_targets",
+                                                           kMaxCustomElements, &ys));
+    if (xs.size() != 2 || ys.size() != 2 || xs[0] != ys[0]) {
+      return absl::InvalidArgumentError(
+          "task.custom_inputs and task.custom_targets must have shapes [N, in] and [N, out] "
+          "with the same N");
+    }
+    s.task.custom_input_dim = static_cast<int>(std::min<int64_t>(xs[1], INT32_MAX));
+    s.task.custom_output_dim = static_cast<int>(std::min<int64_t>(ys[1], INT32_MAX));
+  }
   if (p.task().validation_examples() > 0) s.task.validation_examples = p.task().validation_examples();
   if (p.architecture().hidden_widths_size() > 0) {
     s.hidden.assign(p.architecture().hidden_widths().begin(), p.architecture().hidden_widths().end());
@@ -173,6 +194,10 @@ void ZooSpecToProto(const core::ZooSpec& s, v1::ZooSpec* out) {
   for (double l : s.task.lambdas) out->mutable_task()->add_lambdas(l);
   out->mutable_task()->set_train_examples(s.task.train_examples);
   out->mutable_task()->set_validation_examples(s.task.validation_examples);
+  out->mutable_task()->set_families(s.task.families);
+  out->mutable_task()->set_similarity(s.task.similarity);
+  out->mutable_task()->set_family_seed(s.task.family_seed);
+  out->mutable_task()->set_data_path(s.task.data_path);
   for (int h : s.hidden) out->mutable_architecture()->add_hidden_widths(h);
   out->mutable_architecture()->set_activation(ActivationToProto(s.activation));
   for (int64_t v : s.seeds) out->add_seeds(v);
@@ -214,6 +239,9 @@ void ModelToProto(const std::string& zoo_id, const core::ModelRecord& m, bool in
   out->set_validation_loss(m.validation_loss);
   out->set_steps(m.steps);
   out->set_label(m.label);
+  out->set_variant(m.variant);
+  if (!std::isnan(m.test_loss)) out->set_test_loss(m.test_loss);
+  if (!std::isnan(m.test_accuracy)) out->set_test_accuracy(m.test_accuracy);
   for (int h : m.spec.hidden) out->mutable_architecture()->add_hidden_widths(h);
   out->mutable_architecture()->set_activation(ActivationToProto(m.spec.activation));
   if (include_weights) {
@@ -223,6 +251,67 @@ void ModelToProto(const std::string& zoo_id, const core::ModelRecord& m, bool in
       FloatTensorToProto({l.out}, l.bias.data(), pl->mutable_bias());
     }
   }
+}
+
+absl::StatusOr<core::ModelRecord> ModelFromProto(const v1::Model& p) {
+  core::ModelRecord m;
+  if (p.layers_size() == 0) {
+    return absl::InvalidArgumentError("model.layers: give at least one layer (weight and bias)");
+  }
+  if (p.layers_size() > core::MlpSpec::kMaxLayers + 1) {
+    return absl::InvalidArgumentError(absl::StrCat("model.layers: at most ",
+                                                   core::MlpSpec::kMaxLayers + 1, " layers"));
+  }
+  constexpr int64_t kMaxLayerElements = int64_t{core::MlpSpec::kMaxWidth} * core::MlpSpec::kMaxWidth;
+  for (int l = 0; l < p.layers_size(); ++l) {
+    const std::string field = absl::StrCat("model.layers[", l, "]");
+    std::vector<int64_t> ws, bs;
+    core::LayerWeights lw;
+    ASSIGN_OR_RETURN(lw.weight, FloatTensorFromProto(p.layers(l).weight(), (field + ".weight").c_str(),
+                                                     kMaxLayerElements, &ws));
+    ASSIGN_OR_RETURN(lw.bias, FloatTensorFromProto(p.layers(l).bias(), (field + ".bias").c_str(),
+                                                   core::MlpSpec::kMaxWidth, &bs));
+    if (ws.size() != 2 || bs.size() != 1 || bs[0] != ws[0] || ws[0] < 1 || ws[1] < 1 ||
+        ws[0] > core::MlpSpec::kMaxWidth || ws[1] > core::MlpSpec::kMaxWidth) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": weight must be [out, in] and bias [out], each dimension in [1, ",
+          core::MlpSpec::kMaxWidth, "]"));
+    }
+    lw.out = static_cast<int>(ws[0]);
+    lw.in = static_cast<int>(ws[1]);
+    if (l > 0 && lw.in != m.layers.back().out) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".weight has ", lw.in,
+                                                     " inputs but the layer before has ",
+                                                     m.layers.back().out, " outputs"));
+    }
+    m.layers.push_back(std::move(lw));
+  }
+  m.spec.input_dim = m.layers.front().in;
+  m.spec.output_dim = m.layers.back().out;
+  for (size_t l = 0; l + 1 < m.layers.size(); ++l) m.spec.hidden.push_back(m.layers[l].out);
+  ASSIGN_OR_RETURN(m.spec.activation, ActivationFromProto(p.architecture().activation()));
+  if (p.architecture().hidden_widths_size() > 0 &&
+      std::vector<int>(p.architecture().hidden_widths().begin(),
+                       p.architecture().hidden_widths().end()) != m.spec.hidden) {
+    return absl::InvalidArgumentError(
+        "model.architecture.hidden_widths does not match the layers' shapes");
+  }
+  if (!p.name().empty()) {
+    // Only the last segment matters: the id inside the target zoo.
+    const size_t slash = p.name().rfind('/');
+    m.id = slash == std::string::npos ? p.name() : p.name().substr(slash + 1);
+    RETURN_IF_ERROR(core::ValidateResourceId(m.id, "model.name"));
+  }
+  m.task = p.task().empty() ? "imported" : p.task();
+  m.lambda = p.lambda();
+  m.seed = p.seed();
+  m.split = p.split() == v1::SPLIT_VALIDATION ? core::Split::kValidation : core::Split::kTrain;
+  m.label = p.label();
+  m.variant = p.variant();
+  m.train_loss = p.train_loss();
+  m.validation_loss = p.validation_loss();
+  m.steps = p.steps();
+  return m;
 }
 
 absl::StatusOr<core::PointSpec> PointSetFromProto(const v1::PointSet& p, int64_t max_points) {

@@ -47,6 +47,10 @@ void ZooToProto(const core::Zoo& zoo, v1::Zoo* out);
 void ModelToProto(const std::string& zoo_id, const core::ModelRecord& m, bool include_weights,
                   v1::Model* out);
 
+// A model sent for import (weights as data). Shapes chain, sizes are capped, the architecture
+// follows from the layers; INVALID_ARGUMENT naming the field otherwise.
+absl::StatusOr<core::ModelRecord> ModelFromProto(const v1::Model& model);
+
 // Queries.
 absl::StatusOr<core::PointSpec> PointSetFromProto(const v1::PointSet& points,
                                                   int64_t max_points);

@@ -12,6 +12,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/cli/cli.h"
+#include "client/cli/svg.h"
+#include <fstream>
+#include <iterator>
 
 namespace gradzoo::client::cli {
 namespace {
@@ -142,6 +145,33 @@ absl::Status ZooCommand(Context& c) {
   throw UsageError{"usage: gradzoo zoo get|delete ZOO"};
 }
 
+absl::Status Export(Context& c) {
+  if (c.args.positional.size() != 3) throw UsageError{"usage: gradzoo export ZOO FILE"};
+  auto archive = c.client->ExportZoo(ZooNameOf(c.args.positional[1]));
+  if (!archive.ok()) return archive.status();
+  absl::Status s = svg::WriteFile(c.args.positional[2], *archive);
+  if (s.ok()) {
+    c.Say(absl::StrCat("wrote ", c.args.positional[2], " (", archive->size(), " bytes)"),
+          absl::StrCat("{\"file\": \"", c.args.positional[2], "\", \"bytes\": ", archive->size(), "}"));
+  }
+  return s;
+}
+
+absl::Status Import(Context& c) {
+  if (c.args.positional.size() != 3) throw UsageError{"usage: gradzoo import ZOO FILE"};
+  std::ifstream in(c.args.positional[2], std::ios::binary);
+  if (!in) throw UsageError{absl::StrCat("cannot read ", c.args.positional[2])};
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto zoo = c.client->ImportZoo(ZooNameOf(c.args.positional[1]), bytes);
+  if (!zoo.ok()) return zoo.status();
+  if (c.json) {
+    std::cout << ToJson(*zoo);
+  } else {
+    std::cout << "imported " << zoo->name() << ": " << zoo->model_count() << " models\n";
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NeedArgs(const Context& c, size_t n, const char* usage) {
   if (c.args.positional.size() != n) throw UsageError{usage};
   return absl::OkStatus();
@@ -171,7 +201,13 @@ const bool kRegistered =
                      [](Context& c) {
                        (void)NeedArgs(c, 2, "usage: gradzoo model MODEL");
                        return Model(c, c.args.positional[1]);
-                     }});
+                     }}) &&
+    RegisterCommand({"export", 24,
+                     "  export ZOO FILE              write the zoo as a data-only archive (checksummed)\n",
+                     Export}) &&
+    RegisterCommand({"import", 25,
+                     "  import ZOO FILE              create zoo ZOO from an archive written by export\n",
+                     Import});
 
 }  // namespace
 }  // namespace gradzoo::client::cli

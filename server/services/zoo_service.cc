@@ -1,11 +1,102 @@
 #include "server/services/common.h"
 
+#include <algorithm>
+
+#include "core/store/zoo_codec.h"
 #include "core/util/status_macros.h"
 #include "gradzoo/v1/zoo.grpc.pb.h"
 #include "server/convert.h"
 
 namespace gradzoo::server {
 namespace {
+
+// Streams an archive in 1 MiB chunks; the last carries the SHA-256 of the whole.
+class ChunkWriter final : public grpc::ServerWriteReactor<v1::ExportZooResponse> {
+ public:
+  explicit ChunkWriter(std::string archive)
+      : archive_(std::move(archive)), sha_(core::Sha256Hex(archive_)) {
+    WriteNext();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      return;
+    }
+    WriteNext();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  static constexpr size_t kChunk = 1 << 20;
+  void WriteNext() {
+    if (offset_ >= archive_.size() && offset_ > 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const size_t n = std::min(kChunk, archive_.size() - offset_);
+    msg_.Clear();
+    msg_.set_chunk(archive_.data() + offset_, n);
+    offset_ += n;
+    if (offset_ >= archive_.size()) {
+      msg_.set_sha256(sha_);
+      offset_ = std::max<size_t>(offset_, 1);  // an empty archive still ends
+    }
+    StartWrite(&msg_);
+  }
+  const std::string archive_;
+  const std::string sha_;
+  size_t offset_ = 0;
+  v1::ExportZooResponse msg_;
+};
+
+// Collects an uploaded archive (bounded size), then imports it on the query pool.
+class ArchiveReader final : public grpc::ServerReadReactor<v1::ImportZooRequest> {
+ public:
+  ArchiveReader(const ServiceDeps& deps, v1::ImportZooResponse* resp) : deps_(deps), resp_(resp) {
+    StartRead(&msg_);
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // client finished sending
+      if (!deps_.queries->TrySchedule([this] { Import(); })) {
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "the query queue is full; retry in a few seconds"));
+      }
+      return;
+    }
+    if (first_) {
+      name_ = msg_.name();
+      first_ = false;
+    }
+    if (archive_.size() + msg_.chunk().size() > kMaxArchiveBytes) {
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("archives larger than ", kMaxArchiveBytes >> 20,
+                                       " MiB are refused")));
+      return;
+    }
+    archive_.append(msg_.chunk());
+    StartRead(&msg_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  static constexpr size_t kMaxArchiveBytes = size_t{1} << 30;
+  void Import() {
+    absl::Status s = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::string id, ParseZooName(name_, "name"));
+      ASSIGN_OR_RETURN(auto zoo, deps_.engine->ImportZoo(id, archive_));
+      ZooToProto(*zoo, resp_->mutable_zoo());
+      return absl::OkStatus();
+    }();
+    archive_.clear();
+    Finish(ToGrpcStatus(s));
+  }
+  const ServiceDeps deps_;
+  v1::ImportZooResponse* const resp_;
+  v1::ImportZooRequest msg_;
+  bool first_ = true;
+  std::string name_;
+  std::string archive_;
+};
 
 class ZooServiceImpl final : public v1::ZooService::CallbackService {
  public:
@@ -44,21 +135,32 @@ class ZooServiceImpl final : public v1::ZooService::CallbackService {
       return absl::OkStatus();
     }());
   }
-  ServerUnaryReactor* ImportModel(CallbackServerContext* ctx, const v1::ImportModelRequest*,
-                                  v1::ImportModelResponse*) override {
-    ServerUnaryReactor* r = ctx->DefaultReactor();
-    r->Finish(Unimplemented("ImportModel", "importing weights trained elsewhere"));
-    return r;
+  ServerUnaryReactor* ImportModel(CallbackServerContext* ctx, const v1::ImportModelRequest* req,
+                                  v1::ImportModelResponse* resp) override {
+    return Reply(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::string zoo_id, ParseZooName(req->parent(), "parent"));
+      ASSIGN_OR_RETURN(core::ModelRecord model, ModelFromProto(req->model()));
+      ASSIGN_OR_RETURN(auto imported, deps_.engine->ImportModel(zoo_id, std::move(model)));
+      for (const core::ModelRecord& m : imported.first->models) {
+        if (m.id == imported.second) ModelToProto(zoo_id, m, false, resp->mutable_model());
+      }
+      return absl::OkStatus();
+    }());
   }
   grpc::ServerWriteReactor<v1::ExportZooResponse>* ExportZoo(
-      CallbackServerContext*, const v1::ExportZooRequest*) override {
-    return new FinishedWriter<v1::ExportZooResponse>(
-        Unimplemented("ExportZoo", "the zoo archive transfer between servers"));
+      CallbackServerContext*, const v1::ExportZooRequest* req) override {
+    absl::StatusOr<std::string> archive = [&]() -> absl::StatusOr<std::string> {
+      ASSIGN_OR_RETURN(std::string id, ParseZooName(req->name(), "name"));
+      return deps_.engine->ExportZoo(id);
+    }();
+    if (!archive.ok()) {
+      return new FinishedWriter<v1::ExportZooResponse>(ToGrpcStatus(archive.status()));
+    }
+    return new ChunkWriter(*std::move(archive));
   }
   grpc::ServerReadReactor<v1::ImportZooRequest>* ImportZoo(CallbackServerContext*,
-                                                           v1::ImportZooResponse*) override {
-    return new FinishedReader<v1::ImportZooRequest>(
-        Unimplemented("ImportZoo", "the zoo archive transfer between servers"));
+                                                           v1::ImportZooResponse* resp) override {
+    return new ArchiveReader(deps_, resp);
   }
 
  private:

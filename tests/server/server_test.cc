@@ -239,19 +239,7 @@ TEST_F(ServerTest, LaterRpcsAnswerUnimplementedNamingWhatIsMissing) {
     v1::Rpc##Response resp;                                              \
     expect_unimplemented(Stub->Rpc(&ctx, req, &resp), #Rpc);             \
   }
-  auto zoo = v1::ZooService::NewStub(ch);
-  auto grad = v1::GradientService::NewStub(ch);
-  auto an = v1::AnalysisService::NewStub(ch);
   auto emb = v1::EmbeddingService::NewStub(ch);
-  CALL(zoo, ImportModel)
-  CALL(grad, CountLinearRegions)
-  CALL(grad, ComputeRegionPartition)
-  CALL(grad, BuildComputationalGraph)
-  CALL(an, ScoreOrthogonality)
-  CALL(an, ScoreZooOrthogonality)
-  CALL(an, ComputeLayerPca)
-  CALL(an, ComputePlsr)
-  CALL(an, ComputeCka)
   CALL(emb, GetEmbedder)
   CALL(emb, ListEmbedders)
   CALL(emb, DeleteEmbedder)
@@ -259,27 +247,6 @@ TEST_F(ServerTest, LaterRpcsAnswerUnimplementedNamingWhatIsMissing) {
   CALL(emb, FindNeighbors)
   CALL(emb, RunProbe)
 #undef CALL
-  {
-    grpc::ClientContext ctx;
-    auto r = zoo->ExportZoo(&ctx, v1::ExportZooRequest());
-    v1::ExportZooResponse m;
-    EXPECT_FALSE(r->Read(&m));
-    expect_unimplemented(r->Finish(), "ExportZoo");
-  }
-  {
-    grpc::ClientContext ctx;
-    v1::ImportZooResponse resp;
-    auto w = zoo->ImportZoo(&ctx, &resp);
-    w->WritesDone();
-    expect_unimplemented(w->Finish(), "ImportZoo");
-  }
-  {
-    grpc::ClientContext ctx;
-    auto r = grad->ComputeLayerJacobians(&ctx, v1::ComputeLayerJacobiansRequest());
-    v1::ComputeLayerJacobiansResponse m;
-    EXPECT_FALSE(r->Read(&m));
-    expect_unimplemented(r->Finish(), "ComputeLayerJacobians");
-  }
   v1::TrainingJob job;
   job.mutable_embedder_training()->set_embedder_id("e");
   v1::CreateTrainingJobRequest req;
@@ -288,6 +255,69 @@ TEST_F(ServerTest, LaterRpcsAnswerUnimplementedNamingWhatIsMissing) {
   v1::CreateTrainingJobResponse resp;
   auto s = v1::TrainingJobService::NewStub(ch)->CreateTrainingJob(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(ServerTest, ExportImportRoundTripAndImportModel) {
+  TrainZoo("src", SmallSpec(50));
+  ASSERT_OK_AND_ASSIGN(std::string archive, client_->ExportZoo("zoos/src"));
+  EXPECT_EQ(archive.substr(0, 8), "GZOOARC1");
+  ASSERT_OK_AND_ASSIGN(auto copy, client_->ImportZoo("zoos/copy", archive));
+  EXPECT_EQ(copy.name(), "zoos/copy");
+  EXPECT_EQ(copy.model_count(), 4);
+  ASSERT_OK_AND_ASSIGN(auto a, client_->GetModel("zoos/src/models/m0002"));
+  ASSERT_OK_AND_ASSIGN(auto b, client_->GetModel("zoos/copy/models/m0002"));
+  EXPECT_EQ(a.layers(1).weight().data(), b.layers(1).weight().data());
+  EXPECT_THAT(client_->ImportZoo("zoos/copy", archive),
+              StatusIs(absl::StatusCode::kAlreadyExists, ::testing::_));
+  std::string corrupt = archive;
+  corrupt[corrupt.size() / 2] ^= 0x40;
+  EXPECT_THAT(client_->ImportZoo("zoos/bad", corrupt),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a valid gradzoo archive")));
+  EXPECT_THAT(client_->ImportZoo("zoos/bad", std::string("PK\x03\x04torchscript", 15)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("executable formats are refused")));
+  EXPECT_THAT(client_->ImportZoo("zoos/bad", std::string("\x80\x04pickle", 8)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("pickle")));
+  EXPECT_THAT(client_->ExportZoo("zoos/none"), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+
+  // ImportModel: weights as data into a new zoo; its gradient is W2 diag(relu') W1 exactly.
+  v1::Model m;
+  m.set_task("hand-made");
+  const float w1[4] = {1, -1, 0, 1}, b1[2] = {0, 0}, w2[2] = {1, 2}, b2[1] = {0.5f};
+  auto put = [](v1::Tensor* t, std::vector<int64_t> shape, const float* d) {
+    client::EncodeTensor(shape, d, t);
+  };
+  v1::Layer* l1 = m.add_layers();
+  put(l1->mutable_weight(), {2, 2}, w1);
+  put(l1->mutable_bias(), {2}, b1);
+  v1::Layer* l2 = m.add_layers();
+  put(l2->mutable_weight(), {1, 2}, w2);
+  put(l2->mutable_bias(), {1}, b2);
+  ASSERT_OK_AND_ASSIGN(auto stored, client_->ImportModel("zoos/hand", m));
+  EXPECT_EQ(stored.name(), "zoos/hand/models/m0000");
+  v1::ComputeGradientFieldRequest fr;
+  fr.mutable_selection()->add_models(stored.name());
+  const float pts[4] = {0.8f, 0.3f, 0.2f, 0.6f};
+  put(fr.mutable_points()->mutable_explicit_points(), {2, 2}, pts);
+  ASSERT_OK_AND_ASSIGN(auto f, client_->ComputeGradientField(fr));
+  EXPECT_EQ(f[0].gradients, (std::vector<float>{1, 1, 0, 2}));
+  // Shape mismatch between layers, NaN weights, wrong dims for the zoo, taken id.
+  v1::Model bad = m;
+  bad.mutable_layers(1)->mutable_weight()->set_shape(1, 3);
+  EXPECT_THAT(client_->ImportModel("zoos/hand", bad), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  bad = m;
+  const float nan_w[4] = {1, std::nanf(""), 0, 1};
+  put(bad.mutable_layers(0)->mutable_weight(), {2, 2}, nan_w);
+  EXPECT_THAT(client_->ImportModel("zoos/hand", bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NaN")));
+  bad = m;
+  bad.set_name("m0000");
+  EXPECT_THAT(client_->ImportModel("zoos/hand", bad), StatusIs(absl::StatusCode::kAlreadyExists, ::testing::_));
+  EXPECT_THAT(client_->ImportModel("zoos/src", m), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("inputs")));
+  ASSERT_OK_AND_ASSIGN(auto second, client_->ImportModel("zoos/hand", m));
+  EXPECT_EQ(second.name(), "zoos/hand/models/m0001");
+  // Imports persist.
+  Restart();
+  ASSERT_OK_AND_ASSIGN(auto hand, client_->GetZoo("zoos/hand"));
+  EXPECT_EQ(hand.model_count(), 2);
 }
 
 TEST_F(ServerTest, SecondServerOnTakenPortRefusesToStart) {
