@@ -406,10 +406,14 @@ void JobToProto(const JobSnapshot& job, v1::TrainingJob* out) {
   p->set_max_validation_loss(job.progress.max_validation_loss);
   p->set_eta_seconds(job.eta_seconds);
   out->set_error(job.error);
-  v1::ZooTraining* zt = out->mutable_zoo_training();
-  zt->set_zoo_id(job.zoo_id);
-  ZooSpecToProto(job.spec, zt->mutable_spec());
-  if (job.state == JobState::kSucceeded) out->set_output(ZooName(job.zoo_id));
+  // The submitted work, as stored with the job.
+  if (job.kind == JobKind::kZooTraining) {
+    (void)out->mutable_zoo_training()->ParseFromString(job.payload);
+    if (job.state == JobState::kSucceeded) out->set_output(ZooName(job.target));
+  } else {
+    (void)out->mutable_embedder_training()->ParseFromString(job.payload);
+    if (job.state == JobState::kSucceeded) out->set_output(absl::StrCat("embedders/", job.target));
+  }
   TimeToProto(job.create_time, out->mutable_create_time());
   if (job.start_time != absl::InfinitePast()) TimeToProto(job.start_time, out->mutable_start_time());
   if (job.end_time != absl::InfinitePast()) TimeToProto(job.end_time, out->mutable_end_time());

@@ -5,14 +5,80 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/util/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace gradzoo::server {
 
-JobManager::JobManager(core::Engine* engine, Options options)
+namespace {
+int64_t ToMs(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t); }
+absl::Time FromMs(int64_t ms) { return ms == 0 ? absl::InfinitePast() : absl::FromUnixMillis(ms); }
+const char* StateWord(JobState s) {
+  switch (s) {
+    case JobState::kQueued:
+      return "QUEUED";
+    case JobState::kRunning:
+      return "RUNNING";
+    case JobState::kCancelling:
+      return "CANCELLING";
+    default:
+      return "final";
+  }
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(core::Engine* engine,
+                                                              Options options) {
+  std::unique_ptr<core::JobLog> log;
+  if (!options.data_dir.empty()) {
+    ASSIGN_OR_RETURN(log, core::JobLog::Open(options.data_dir));
+  }
+  auto m = std::unique_ptr<JobManager>(new JobManager(engine, std::move(options), std::move(log)));
+  RETURN_IF_ERROR(m->Recover());
+  return m;
+}
+
+JobManager::JobManager(core::Engine* engine, Options options, std::unique_ptr<core::JobLog> log)
     : engine_(engine),
-      options_(options),
-      pool_(std::make_unique<core::ThreadPool>("jobs", options.workers, 0)) {}
+      options_(std::move(options)),
+      log_(std::move(log)),
+      pool_(std::make_unique<core::ThreadPool>("jobs", options_.workers, 0)) {}
+
+absl::Status JobManager::Recover() {
+  if (!log_) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<core::JobRecord> records, log_->LoadAll());
+  int failed = 0;
+  absl::MutexLock lock(&mu_);
+  for (core::JobRecord& r : records) {
+    auto job = std::make_shared<Job>();
+    JobSnapshot& s = job->snap;
+    s.id = r.id;
+    s.kind = static_cast<JobKind>(r.kind);
+    s.state = static_cast<JobState>(r.state);
+    s.target = r.target;
+    s.payload = std::move(r.payload);
+    s.request_id = r.request_id;
+    s.error = r.error;
+    s.create_time = FromMs(r.create_ms);
+    s.start_time = FromMs(r.start_ms);
+    s.end_time = FromMs(r.end_ms);
+    s.version = 1;
+    if (!IsFinal(s.state)) {
+      s.error = absl::StrCat("the server stopped while this job was ", StateWord(s.state),
+                             "; nothing was published: submit it again");
+      s.state = JobState::kFailed;
+      if (s.end_time == absl::InfinitePast()) s.end_time = absl::Now();
+      ++failed;
+      Persist(s);
+    }
+    if (!s.request_id.empty()) by_request_id_[s.request_id] = s.id;
+    order_.push_back(s.id);
+    jobs_[s.id] = std::move(job);
+  }
+  PruneLocked();
+  spdlog::info("job log: {} jobs loaded, {} interrupted jobs marked FAILED", records.size(), failed);
+  return absl::OkStatus();
+}
 
 JobManager::~JobManager() {
   Shutdown();
@@ -38,52 +104,70 @@ void JobManager::Shutdown() {
 
 absl::StatusOr<JobSnapshot> JobManager::SubmitZooTraining(const std::string& zoo_id,
                                                           const core::ZooSpec& spec,
+                                                          const std::string& payload,
                                                           const std::string& request_id) {
-  if (request_id.size() > 128) {
-    return absl::InvalidArgumentError("request_id must be at most 128 characters");
-  }
   {
     absl::MutexLock lock(&mu_);
-    if (!request_id.empty()) {
+    if (!request_id.empty()) {  // a retry: answer before validating again
       auto it = by_request_id_.find(request_id);
       if (it != by_request_id_.end()) return jobs_.at(it->second)->snap;
     }
   }
-  if (absl::Status s = engine_->ValidateTraining(zoo_id, spec); !s.ok()) return s;
+  RETURN_IF_ERROR(engine_->ValidateTraining(zoo_id, spec));
+  core::TrainProgress initial;
+  initial.models_total = static_cast<int>(spec.task.lambdas.size() * spec.seeds.size());
+  initial.total_steps = spec.training.steps;
+  core::Engine* engine = engine_;
+  RunFn run = [engine, zoo_id, spec](const core::ProgressFn& progress,
+                                     const core::CancelFn& cancel) {
+    return engine->TrainZoo(zoo_id, spec, progress, cancel).status();
+  };
+  return Submit(JobKind::kZooTraining, zoo_id, payload, request_id, initial, std::move(run));
+}
 
+absl::StatusOr<JobSnapshot> JobManager::Submit(JobKind kind, const std::string& target,
+                                               const std::string& payload,
+                                               const std::string& request_id,
+                                               const core::TrainProgress& initial, RunFn run) {
+  if (request_id.size() > 128) {
+    return absl::InvalidArgumentError("request_id must be at most 128 characters");
+  }
   auto job = std::make_shared<Job>();
   {
     absl::MutexLock lock(&mu_);
-    if (shutting_down_) return absl::UnavailableError("server is shutting down; retry on a new server");
-    if (!request_id.empty()) {  // re-check: a concurrent retry may have won
+    if (shutting_down_) {
+      return absl::UnavailableError("the server is shutting down; retry on a new server");
+    }
+    if (!request_id.empty()) {
       auto it = by_request_id_.find(request_id);
       if (it != by_request_id_.end()) return jobs_.at(it->second)->snap;
     }
     size_t queued = 0;
     for (const auto& [id, j] : jobs_) {
       if (j->snap.state == JobState::kQueued) ++queued;
-      if (!IsFinal(j->snap.state) && j->snap.zoo_id == zoo_id) {
+      if (!IsFinal(j->snap.state) && j->snap.kind == kind && j->snap.target == target) {
         return absl::AlreadyExistsError(
-            absl::StrCat("job \"trainingJobs/", id, "\" is already creating zoos/", zoo_id));
+            absl::StrCat("job \"trainingJobs/", id, "\" is already creating ", target));
       }
     }
     if (queued >= options_.max_queued) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the training queue is full (", queued, " jobs waiting); retry in a minute or cancel "
-          "a queued job"));
+          "the job queue is full (", queued, " jobs waiting); retry in a minute or cancel a "
+          "queued job"));
     }
     job->snap.id = absl::StrFormat("job-%d-%d", absl::ToUnixMillis(absl::Now()), next_job_++);
-    job->snap.zoo_id = zoo_id;
-    job->snap.spec = spec;
+    job->snap.kind = kind;
+    job->snap.target = target;
+    job->snap.payload = payload;
     job->snap.request_id = request_id;
     job->snap.create_time = absl::Now();
     job->snap.version = 1;
-    job->snap.progress.models_total =
-        static_cast<int>(spec.task.lambdas.size() * spec.seeds.size());
-    job->snap.progress.total_steps = spec.training.steps;
+    job->snap.progress = initial;
+    job->run = std::move(run);
     jobs_[job->snap.id] = job;
     order_.push_back(job->snap.id);
     if (!request_id.empty()) by_request_id_[request_id] = job->snap.id;
+    Persist(job->snap);
     PruneLocked();
   }
   if (!pool_->TrySchedule([this, job] { Run(job); })) {
@@ -92,7 +176,7 @@ absl::StatusOr<JobSnapshot> JobManager::SubmitZooTraining(const std::string& zoo
       s.error = "the server is shutting down";
     });
   }
-  spdlog::info("job {} queued: train zoos/{}", job->snap.id, zoo_id);
+  spdlog::info("job {} queued: creates {}", job->snap.id, target);
   absl::MutexLock lock(&mu_);
   return job->snap;
 }
@@ -111,13 +195,6 @@ void JobManager::Run(std::shared_ptr<Job> job) {
   });
   if (cancelled_while_queued) return;
   const absl::Time start = absl::Now();
-  core::ZooSpec spec;
-  std::string zoo_id;
-  {
-    absl::MutexLock lock(&mu_);
-    spec = job->snap.spec;
-    zoo_id = job->snap.zoo_id;
-  }
   auto progress = [&](const core::TrainProgress& p) {
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
     const double frac = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0.0;
@@ -127,23 +204,40 @@ void JobManager::Run(std::shared_ptr<Job> job) {
     });
   };
   auto cancel = [&job] { return job->cancel.load(); };
-  absl::StatusOr<std::shared_ptr<const core::Zoo>> zoo =
-      engine_->TrainZoo(zoo_id, spec, progress, cancel);
+  const absl::Status status = job->run(progress, cancel);
+  job->run = nullptr;  // release what the work captured
   Update(job, [&](JobSnapshot& s) {
     s.end_time = absl::Now();
     s.eta_seconds = 0;
     if (job->cancel) {
       s.state = JobState::kCancelled;
-    } else if (zoo.ok()) {
+    } else if (status.ok()) {
       s.state = JobState::kSucceeded;
       s.progress.models_done = s.progress.models_total;
     } else {
       s.state = JobState::kFailed;
-      s.error = zoo.status().ToString();
+      s.error = status.ToString();
     }
   });
-  spdlog::info("job {} ended: {}", job->snap.id,
-               zoo.ok() ? "ok" : std::string(zoo.status().message()));
+  spdlog::info("job {} ended: {}", job->snap.id, status.ok() ? "ok" : std::string(status.message()));
+}
+
+void JobManager::Persist(const JobSnapshot& s) {
+  if (!log_) return;
+  core::JobRecord r;
+  r.id = s.id;
+  r.kind = static_cast<int>(s.kind);
+  r.state = static_cast<int>(s.state);
+  r.target = s.target;
+  r.request_id = s.request_id;
+  r.error = s.error;
+  r.payload = s.payload;
+  r.create_ms = ToMs(s.create_time);
+  r.start_ms = ToMs(s.start_time);
+  r.end_ms = ToMs(s.end_time);
+  if (absl::Status st = log_->Put(r); !st.ok()) {
+    spdlog::error("job {}: could not persist its state: {}", s.id, st.ToString());
+  }
 }
 
 void JobManager::Update(const std::shared_ptr<Job>& job,
@@ -152,9 +246,11 @@ void JobManager::Update(const std::shared_ptr<Job>& job,
   std::vector<Listener> listeners;
   {
     absl::MutexLock lock(&mu_);
+    const JobState before = job->snap.state;
     mutate(job->snap);
     ++job->snap.version;
     snap = job->snap;
+    if (snap.state != before) Persist(snap);
     for (auto& [h, l] : job->listeners) listeners.push_back(l);
     if (IsFinal(job->snap.state)) job->listeners.clear();
   }
@@ -224,10 +320,12 @@ size_t JobManager::QueueDepth() const { return pool_->QueueDepth(); }
 void JobManager::PruneLocked() {
   size_t finished = 0;
   for (const auto& id : order_) finished += IsFinal(jobs_.at(id)->snap.state) ? 1 : 0;
+  std::vector<std::string> removed;
   for (auto it = order_.begin(); finished > options_.max_retained && it != order_.end();) {
     auto& job = jobs_.at(*it);
     if (IsFinal(job->snap.state)) {
       if (!job->snap.request_id.empty()) by_request_id_.erase(job->snap.request_id);
+      removed.push_back(*it);
       jobs_.erase(*it);
       it = order_.erase(it);
       --finished;
@@ -235,6 +333,7 @@ void JobManager::PruneLocked() {
       ++it;
     }
   }
+  if (log_ && !removed.empty()) (void)log_->Remove(removed);
 }
 
 }  // namespace gradzoo::server

@@ -106,8 +106,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
   ASSIGN_OR_RETURN(impl->engine, core::Engine::Create(eo));
   impl->queries =
       std::make_unique<core::ThreadPool>("queries", options.query_threads, options.max_queued_queries);
-  impl->jobs = std::make_unique<JobManager>(
-      impl->engine.get(), JobManager::Options{options.job_workers, options.max_queued_jobs, 1000});
+  JobManager::Options jo;
+  jo.workers = options.job_workers;
+  jo.max_queued = options.max_queued_jobs;
+  jo.data_dir = options.data_dir;
+  ASSIGN_OR_RETURN(impl->jobs, JobManager::Create(impl->engine.get(), jo));
 
   ServiceDeps deps;
   deps.engine = impl->engine.get();

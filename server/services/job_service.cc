@@ -107,6 +107,14 @@ absl::StatusOr<std::string> ParseJobName(const std::string& name) {
   return name.substr(sizeof(kPrefix) - 1);
 }
 
+// What a job stores of its request: everything but an uploaded dataset (which can be large and
+// is kept with the zoo instead).
+std::string JobPayload(v1::ZooTraining zt) {
+  zt.mutable_spec()->mutable_task()->clear_custom_inputs();
+  zt.mutable_spec()->mutable_task()->clear_custom_targets();
+  return zt.SerializeAsString();
+}
+
 class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackService {
  public:
   explicit TrainingJobServiceImpl(const ServiceDeps& deps) : deps_(deps) {}
@@ -127,7 +135,8 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
       RETURN_IF_ERROR(core::ValidateResourceId(zt.zoo_id(), "job.zoo_training.zoo_id"));
       ASSIGN_OR_RETURN(core::ZooSpec spec, ZooSpecFromProto(zt.spec()));
       ASSIGN_OR_RETURN(JobSnapshot snap,
-                       deps_.jobs->SubmitZooTraining(zt.zoo_id(), spec, req->request_id()));
+                       deps_.jobs->SubmitZooTraining(zt.zoo_id(), spec, JobPayload(zt),
+                                                     req->request_id()));
       JobToProto(snap, resp->mutable_job());
       return absl::OkStatus();
     }());

@@ -109,10 +109,14 @@ TEST_F(ServerTest, TrainListQueryAndReload) {
   EXPECT_NEAR(f0.theory[5 * 8 + 1], f0.points[5 * 4 + 0], 1e-6);
   EXPECT_EQ(f0.theory[5 * 8 + 2], 0.0f);
 
-  // Persisted: a restarted server serves the same numbers.
+  // Persisted: a restarted server serves the same numbers and still lists the job.
   Restart();
   ASSERT_OK_AND_ASSIGN(auto fields2, client_->ComputeGradientField(req));
   EXPECT_EQ(fields2[2].gradients, fields[2].gradients);
+  ASSERT_OK_AND_ASSIGN(auto after, client_->GetJob(job.name()));
+  EXPECT_EQ(after.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(after.zoo_training().zoo_id(), "demo");
+  EXPECT_EQ(after.zoo_training().spec().seeds_size(), 2);
 }
 
 TEST_F(ServerTest, LargeFieldStreamsInChunksIntact) {
