@@ -18,7 +18,7 @@ namespace {
 
 void PrintJobLine(const v1::TrainingJob& j) {
   const auto& p = j.progress();
-  std::cout << absl::StrFormat("%-34s %-10s %4d/%-4d step %6d/%-6d val MSE %.3e  %s\n", j.name(),
+  std::cout << absl::StrFormat("%-34s %-10s %4d/%-4d step %6d/%-6d val loss %.3e  %s\n", j.name(),
                                StateName(j.state()), p.done(), p.total(), p.step(),
                                p.total_steps(), p.mean_validation_loss(),
                                j.error().empty() ? j.output() : j.error());
@@ -30,13 +30,13 @@ void ShowProgress(const v1::TrainingJob& j, bool tty) {
   if (tty) {
     const int width = 30;
     const int filled = static_cast<int>(frac * width);
-    std::cerr << absl::StrFormat("\r%-10s [%s%s] %3.0f%%  step %d/%d  val MSE %.2e  ETA %.0fs   ",
+    std::cerr << absl::StrFormat("\r%-10s [%s%s] %3.0f%%  step %d/%d  val loss %.2e  ETA %.0fs   ",
                                  StateName(j.state()), std::string(filled, '#'),
                                  std::string(width - filled, '.'), 100 * frac, p.step(),
                                  p.total_steps(), p.mean_validation_loss(), p.eta_seconds());
     if (IsFinalState(j.state())) std::cerr << "\n";
   } else {
-    std::cerr << absl::StrFormat("%s step %d/%d val_mse %.3e eta %.0fs\n", StateName(j.state()),
+    std::cerr << absl::StrFormat("%s step %d/%d val_loss %.3e eta %.0fs\n", StateName(j.state()),
                                  p.step(), p.total_steps(), p.mean_validation_loss(),
                                  p.eta_seconds());
   }

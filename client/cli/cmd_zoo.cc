@@ -100,13 +100,18 @@ absl::Status Models(Context& c, const std::string& zoo) {
     std::cout << ToJson(r);
     return absl::OkStatus();
   }
-  std::cout << absl::StrFormat("%-30s %-6s %7s %6s %-5s %11s %11s %7s\n", "MODEL", "TASK",
-                               "LAMBDA", "SEED", "SPLIT", "TRAIN MSE", "VAL MSE", "STEPS");
+  // Fits 100 columns: name, label (task or family), lambda, seed, split, losses, steps, and the
+  // test accuracy for tasks with a test set.
+  std::cout << absl::StrFormat("%-26s %-13s %6s %5s %-5s %10s %10s %6s %6s\n", "MODEL", "LABEL",
+                               "LAMBDA", "SEED", "SPLIT", "TRAIN LOSS", "VAL LOSS", "STEPS",
+                               "TEST");
   for (const auto& m : *models) {
-    std::cout << absl::StrFormat("%-30s %-6s %7.3f %6d %-5s %11.3e %11.3e %7d\n", m.name(),
-                                 m.task(), m.lambda(), m.seed(),
-                                 m.split() == v1::SPLIT_VALIDATION ? "val" : "train",
-                                 m.train_loss(), m.validation_loss(), m.steps());
+    const std::string label = m.label().empty() ? m.task() : m.label();
+    std::cout << absl::StrFormat(
+        "%-26s %-13s %6.3f %5d %-5s %10.3e %10.3e %6d %6s\n", m.name(), label.substr(0, 13),
+        m.lambda(), m.seed(), m.split() == v1::SPLIT_VALIDATION ? "val" : "train", m.train_loss(),
+        m.validation_loss(), m.steps(),
+        m.has_test_accuracy() ? absl::StrFormat("%.4f", m.test_accuracy()) : "-");
   }
   return absl::OkStatus();
 }
@@ -118,7 +123,7 @@ absl::Status Model(Context& c, const std::string& name) {
     std::cout << ToJson(*m);
     return absl::OkStatus();
   }
-  std::cout << absl::StrFormat("%s\n  task %s, lambda %g, seed %d, val MSE %.3e\n", m->name(),
+  std::cout << absl::StrFormat("%s\n  task %s, lambda %g, seed %d, val loss %.3e\n", m->name(),
                                m->task(), m->lambda(), m->seed(), m->validation_loss());
   for (int l = 0; l < m->layers_size(); ++l) {
     auto w = Client::DecodeTensor(m->layers(l).weight());
