@@ -324,6 +324,99 @@ TEST_F(ServerTest, ExportImportRoundTripAndImportModel) {
   EXPECT_EQ(hand.model_count(), 2);
 }
 
+TEST_F(ServerTest, FullQueueIsResourceExhaustedAndQueriesRunDuringTraining) {
+  TrainZoo("q", SmallSpec(10));
+  options_.max_queued_jobs = 1;
+  Restart();
+  ASSERT_OK_AND_ASSIGN(auto running, client_->CreateZooTrainingJob("a", SmallSpec(10000000)));
+  for (int i = 0; i < 500; ++i) {  // wait until the single worker has picked it up
+    ASSERT_OK_AND_ASSIGN(auto j, client_->GetJob(running.name()));
+    if (j.state() == v1::JOB_STATE_RUNNING) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_OK_AND_ASSIGN(auto queued, client_->CreateZooTrainingJob("b", SmallSpec(10)));
+  EXPECT_EQ(queued.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(client_->CreateZooTrainingJob("c", SmallSpec(10)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("retry")));
+  // Training runs on its own pool: queries are answered meanwhile.
+  auto req = GridRequest("zoos/q", 41);
+  req.set_compare_with_theory(true);
+  ASSERT_OK_AND_ASSIGN(auto fields, client_->ComputeGradientField(req));
+  EXPECT_EQ(fields.size(), 4u);
+  ASSERT_OK_AND_ASSIGN(auto still, client_->GetJob(running.name()));
+  EXPECT_EQ(still.state(), v1::JOB_STATE_RUNNING);
+  ASSERT_OK(client_->CancelJob(running.name()).status());
+  ASSERT_OK_AND_ASSIGN(auto b_done, client_->WaitForJob(queued.name(), {}));
+  EXPECT_EQ(b_done.state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(ServerTest, TasksTrainThroughTheServiceWithTheirTheory) {
+  // poly1d: every family x seed, labelled, with the exact derivative as theory.
+  v1::ZooSpec spec;
+  spec.mutable_task()->set_name("poly1d");
+  spec.mutable_task()->set_families(3);
+  spec.mutable_task()->set_train_examples(1024);
+  spec.mutable_architecture()->add_hidden_widths(16);
+  spec.mutable_architecture()->add_hidden_widths(16);
+  spec.add_seeds(0);
+  spec.add_seeds(1);
+  spec.mutable_training()->set_steps(1500);
+  spec.mutable_training()->set_batch_size(128);
+  spec.mutable_training()->set_learning_rate(0.005);
+  TrainZoo("poly", spec);
+  ASSERT_OK_AND_ASSIGN(auto models, client_->ListModels("zoos/poly", false));
+  ASSERT_EQ(models.size(), 6u);
+  EXPECT_EQ(models[4].variant(), 2);
+  EXPECT_EQ(models[4].label(), "poly1d-2");
+  EXPECT_FALSE(models[0].has_test_accuracy());
+  v1::ComputeGradientFieldRequest r;
+  r.mutable_selection()->set_zoo("zoos/poly");
+  v1::GridAxis* a = r.mutable_points()->mutable_grid()->add_axes();
+  a->set_input_index(0);
+  a->set_min(-0.95);
+  a->set_max(0.95);
+  a->set_steps(101);
+  r.set_compare_with_theory(true);
+  ASSERT_OK_AND_ASSIGN(auto fields, client_->ComputeGradientField(r));
+  for (const auto& f : fields) {
+    EXPECT_LT(f.summary.aggregate_relative_error(), 0.35) << f.model;
+  }
+  // Families differ: family 0's theory is not family 1's.
+  EXPECT_NE(fields[0].theory, fields[2].theory);
+  // Tasks without mixing refuse lambdas; unknown data paths fail before queueing.
+  v1::ZooSpec gate;
+  gate.mutable_task()->set_name("gate");
+  gate.mutable_task()->add_lambdas(0.3);
+  EXPECT_THAT(client_->CreateZooTrainingJob("g", gate),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no soft mixing")));
+  v1::ZooSpec fm;
+  fm.mutable_task()->set_name("fashion-mnist");
+  fm.mutable_task()->set_data_path("/nonexistent");
+  EXPECT_THAT(client_->CreateZooTrainingJob("f", fm),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("data_path")));
+  // custom: uploaded tensors; y = x1 - x2.
+  v1::ZooSpec custom;
+  custom.mutable_task()->set_name("custom");
+  std::vector<float> x, y;
+  for (int i = 0; i < 200; ++i) {
+    const float u = (i % 20) / 20.0f, v = (i / 20) / 10.0f;
+    x.insert(x.end(), {u, v});
+    y.push_back(u - v);
+  }
+  client::EncodeTensor({200, 2}, x.data(), custom.mutable_task()->mutable_custom_inputs());
+  client::EncodeTensor({200, 1}, y.data(), custom.mutable_task()->mutable_custom_targets());
+  custom.mutable_architecture()->add_hidden_widths(8);
+  custom.mutable_training()->set_steps(300);
+  TrainZoo("cus", custom);
+  ASSERT_OK_AND_ASSIGN(auto cm, client_->ListModels("zoos/cus", false));
+  ASSERT_EQ(cm.size(), 1u);
+  EXPECT_LT(cm[0].validation_loss(), 1e-2);
+  y.pop_back();
+  client::EncodeTensor({199, 1}, y.data(), custom.mutable_task()->mutable_custom_targets());
+  EXPECT_THAT(client_->CreateZooTrainingJob("cus2", custom),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("same N")));
+}
+
 TEST_F(ServerTest, SecondServerOnTakenPortRefusesToStart) {
   server::Server::Options o = options_;
   o.listen = address();
