@@ -287,7 +287,7 @@ absl::StatusOr<LayerPcaResult> ComputeLayerPca(const Engine& engine, const Layer
   RETURN_IF_ERROR(ValidateLayerPca(engine, q));
   ASSIGN_OR_RETURN(ModelPtr m, engine.GetModel(q.model));
   ASSIGN_OR_RETURN(std::vector<float> pts, PointsFor(engine, *m.first, *m.second, q.points));
-  return LayerPca(InputOf(*m.second, pts), q.layer, q.has_second ? &q.second : nullptr,
+  return ActivationPca(InputOf(*m.second, pts), q.layer, q.has_second ? &q.second : nullptr,
                   engine.device(), cancel);
 }
 

@@ -110,7 +110,7 @@ absl::StatusOr<MomentAccumulator> JointMoments(const ModelInput& in, const std::
 
 }  // namespace
 
-absl::StatusOr<LayerPcaResult> LayerPca(const ModelInput& in, const LayerRef& layer,
+absl::StatusOr<LayerPcaResult> ActivationPca(const ModelInput& in, const LayerRef& layer,
                                         const LayerRef* second, const std::string& device,
                                         const CancelFn& cancel) {
   RETURN_IF_ERROR(CheckInput(in));

@@ -54,7 +54,7 @@ struct LayerPcaResult {
 };
 
 // PCA of `layer` (and of `second`, with the PC cross-covariance, when given).
-absl::StatusOr<LayerPcaResult> LayerPca(const ModelInput& in, const LayerRef& layer,
+absl::StatusOr<LayerPcaResult> ActivationPca(const ModelInput& in, const LayerRef& layer,
                                         const LayerRef* second, const std::string& device,
                                         const CancelFn& cancel);
 

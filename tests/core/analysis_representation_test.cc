@@ -127,7 +127,7 @@ TEST(AnalysisRepresentationTest, LayerPcaAndPcCovarianceMatchSklearn) {
   const std::vector<float> pts = RandomPoints(n, 4, 2);
   ModelInput in{&spec, &w, &pts, n};
   const LayerRef h1{1, LayerSide::kPost}, z2{2, LayerSide::kPre};
-  ASSERT_OK_AND_ASSIGN(LayerPcaResult r, LayerPca(in, h1, &z2, "cpu", {}));
+  ASSERT_OK_AND_ASSIGN(LayerPcaResult r, ActivationPca(in, h1, &z2, "cpu", {}));
   EXPECT_EQ(r.points_used, n);
   std::vector<double> ref = RunPython(PyForward(4, 12, 8, 2) + R"PY(
 from sklearn.decomposition import PCA
@@ -161,7 +161,7 @@ print(*C.ravel())
     }
   }
   // PCs are uncorrelated within a layer: the covariance of a layer's PCs with itself is diagonal.
-  ASSERT_OK_AND_ASSIGN(LayerPcaResult self, LayerPca(in, h1, &h1, "cpu", {}));
+  ASSERT_OK_AND_ASSIGN(LayerPcaResult self, ActivationPca(in, h1, &h1, "cpu", {}));
   for (int i = 0; i < 12; ++i) {
     for (int j = 0; j < 12; ++j) {
       EXPECT_NEAR(self.pc_covariance[i * 12 + j], i == j ? self.pca.explained_variance[i] : 0.0, 1e-10 * scale);
