@@ -1,5 +1,7 @@
 #include "core/grad/grad_internal.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 
 #include "core/grad/bit_keys.h"
@@ -12,32 +14,39 @@ int64_t ChunkFor(int64_t floats_per_point) {
   return std::clamp<int64_t>(kBudgetFloats / std::max<int64_t>(1, floats_per_point), 256, 65536);
 }
 
-void PackPatterns(const MlpSpec& spec, const Capture& capture, uint64_t* out) {
+void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out) {
+  const MlpSpec& spec = mlp.spec;
   const std::vector<int> offsets = PatternWordOffsets(spec.hidden);
   const int words = offsets.back();
-  if (capture.pre.empty()) return;
-  const int64_t m = capture.pre.front().size(1);
+  const int64_t m = x.size(0);
   std::fill(out, out + m * words, 0);
+  at::Tensor h = x;
   for (size_t l = 0; l < spec.hidden.size(); ++l) {
-    at::Tensor z = capture.pre[l][0].to(at::kCPU, at::kFloat).contiguous();  // [m, w]
+    at::Tensor z = at::addmm(mlp.bias[l][0][0], h, mlp.weight[l][0].t());  // [m, w]
+    at::Tensor zc = z.to(at::kCPU, at::kFloat).contiguous();
     const int w = spec.hidden[l];
-    const float* zp = z.data_ptr<float>();
-    for (int64_t p = 0; p < m; ++p) {
-      const float* row = zp + p * w;
-      uint64_t* dst = out + p * words + offsets[l];
-      for (int base = 0; base < w; base += 64) {
-        const int end = std::min(w, base + 64);
-        uint64_t word = 0;
-        if (spec.activation == Activation::kTanh) {
-          for (int u = base; u < end; ++u) {
-            word |= static_cast<uint64_t>(ActiveBit(row[u], Activation::kTanh)) << (u - base);
+    const float* zp = zc.data_ptr<float>();
+    const bool tanh = spec.activation == Activation::kTanh;
+    at::parallel_for(0, m, 1024, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const float* row = zp + p * w;
+        uint64_t* dst = out + p * words + offsets[l];
+        for (int base = 0; base < w; base += 64) {
+          const int stop = std::min(w, base + 64);
+          uint64_t word = 0;
+          if (tanh) {
+            for (int u = base; u < stop; ++u) {
+              word |= static_cast<uint64_t>(ActiveBit(row[u], Activation::kTanh)) << (u - base);
+            }
+          } else {
+            for (int u = base; u < stop; ++u) word |= static_cast<uint64_t>(row[u] > 0.0f) << (u - base);
           }
-        } else {
-          for (int u = base; u < end; ++u) word |= static_cast<uint64_t>(row[u] > 0.0f) << (u - base);
+          dst[base / 64] = word;
         }
-        dst[base / 64] = word;
       }
-    }
+    });
+    if (l + 1 == spec.hidden.size()) break;
+    h = spec.activation == Activation::kRelu ? z.clamp_min_(0) : Activate(z, spec.activation);
   }
 }
 

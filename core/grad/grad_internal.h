@@ -29,9 +29,11 @@ inline bool ActiveBit(float z, Activation a) {
 // Points per chunk so that `floats_per_point` floats per point stay within ~64 MiB.
 int64_t ChunkFor(int64_t floats_per_point);
 
-// Packs the activity bits of the first model of `capture` (hidden layers) for its m points into
-// `out` ([m, words] in the bit_keys.h layout). Tensors may live on any device.
-void PackPatterns(const MlpSpec& spec, const Capture& capture, uint64_t* out);
+// Activity bits of the first model of `mlp` at the m points of `x` ([m, in], on the model's
+// device) into `out` ([m, words] in the bit_keys.h layout). A lean forward pass: hidden layers
+// only, each layer's bits packed while its pre-activations are hot in cache, activations in
+// place.
+void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out);
 
 // Reverse sweep for the first model of `mlp`: for every hidden layer l, d y / d h_l (post) and
 // d y / d z_l (pre), each [m, out, w_l] on the capture's device:

@@ -82,18 +82,22 @@ absl::StatusOr<RegionCounts> CountRelu(const MlpSpec& spec, const std::vector<La
   const StackedMlp mlp = Stack(spec, {&layers}, dev);
   const std::vector<int> offsets = PatternWordOffsets(spec.hidden);
   const int words = offsets.back();
-  const int64_t chunk = grad_internal::ChunkFor(2 * SumHidden(spec) + spec.input_dim + spec.output_dim);
+  // Small chunks keep each layer's pre-activations in cache while their bits are packed.
+  const int64_t chunk = std::min<int64_t>(8192, grad_internal::ChunkFor(2 * SumHidden(spec)));
   BitKeySet patterns(words);
   std::vector<int64_t> counts;
   std::vector<uint64_t> bits(static_cast<size_t>(chunk) * std::max(words, 1));
-  RETURN_IF_ERROR(ForEachChunk(mlp, all, chunk, dev, cancel, [&](int64_t, int64_t m, const Capture& cap) {
-    grad_internal::PackPatterns(spec, cap, bits.data());
+  const int64_t n = all.size(0);
+  for (int64_t start = 0; start < n; start += chunk) {
+    if (cancel && cancel()) return absl::CancelledError("region count cancelled");
+    const int64_t m = std::min(chunk, n - start);
+    grad_internal::ChunkPatterns(mlp, all.narrow(0, start, m).to(dev), bits.data());
     for (int64_t p = 0; p < m; ++p) {
       const int64_t id = patterns.Insert(bits.data() + p * words);
       if (id == static_cast<int64_t>(counts.size())) counts.push_back(0);
       ++counts[id];
     }
-  }));
+  }
 
   // Unique gradients: live-set keys per region (bit_keys.h).
   const LiveSets live(spec, layers);
@@ -286,11 +290,12 @@ absl::StatusOr<std::vector<uint64_t>> ActivationPatterns(const MlpSpec& spec,
     std::vector<uint64_t> out(static_cast<size_t>(n) * words);
     const StackedMlp mlp = Stack(spec, {&layers}, dev);
     at::Tensor all = ViewFloats(points, {n, spec.input_dim});
-    const int64_t chunk = grad_internal::ChunkFor(2 * SumHidden(spec) + spec.input_dim);
-    RETURN_IF_ERROR(ForEachChunk(mlp, all, chunk, dev, cancel,
-                                 [&](int64_t start, int64_t, const Capture& cap) {
-                                   grad_internal::PackPatterns(spec, cap, out.data() + start * words);
-                                 }));
+    const int64_t chunk = std::min<int64_t>(8192, grad_internal::ChunkFor(2 * SumHidden(spec)));
+    for (int64_t start = 0; start < n; start += chunk) {
+      if (cancel && cancel()) return absl::CancelledError("activation patterns cancelled");
+      const int64_t m = std::min(chunk, n - start);
+      grad_internal::ChunkPatterns(mlp, all.narrow(0, start, m).to(dev), out.data() + start * words);
+    }
     return out;
   });
 }

@@ -1,7 +1,10 @@
 #include "core/nn/mlp.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 
+#include "core/grad/bit_keys.h"
 #include "core/util/random.h"
 
 namespace gradzoo::core {
@@ -119,10 +122,13 @@ at::Tensor Forward(const StackedMlp& mlp, const at::Tensor& x, Capture* capture)
   return h;
 }
 
-at::Tensor InputJacobian(const StackedMlp& mlp, const Capture& capture) {
+namespace {
+
+// The analytic product for the n points of `pre` (hidden pre-activations, [K, n, w] each).
+at::Tensor DenseInputJacobian(const StackedMlp& mlp, const std::vector<at::Tensor>& pre,
+                              int64_t n) {
   const int64_t layers = static_cast<int64_t>(mlp.weight.size());
   const int64_t k = mlp.k;
-  const int64_t n = capture.pre.front().size(1);
   const int64_t in = mlp.spec.input_dim;
   const int64_t out = mlp.spec.output_dim;
   if (out <= in) {
@@ -130,7 +136,7 @@ at::Tensor InputJacobian(const StackedMlp& mlp, const Capture& capture) {
     // act'(z_l) per point, then multiply by W_l.
     at::Tensor g = mlp.weight[layers - 1].unsqueeze(1).expand({k, n, out, -1});
     for (int64_t l = layers - 2; l >= 0; --l) {
-      at::Tensor d = ActivationDerivative(capture.pre[l], mlp.spec.activation);  // [K, N, h]
+      at::Tensor d = ActivationDerivative(pre[l], mlp.spec.activation);  // [K, N, h]
       g = g * d.unsqueeze(2);                                                    // [K, N, out, h]
       const int64_t h = g.size(3);
       g = at::bmm(g.reshape({k, n * out, h}), mlp.weight[l]).view({k, n, out, -1});
@@ -141,7 +147,7 @@ at::Tensor InputJacobian(const StackedMlp& mlp, const Capture& capture) {
   // left-multiply by W_{l+1}. Cost ~ N * in * h^2, cheaper when in < out.
   at::Tensor j = mlp.weight[0].unsqueeze(1).expand({k, n, -1, in});
   for (int64_t l = 0; l + 1 < layers; ++l) {
-    at::Tensor d = ActivationDerivative(capture.pre[l], mlp.spec.activation);  // [K, N, h]
+    at::Tensor d = ActivationDerivative(pre[l], mlp.spec.activation);  // [K, N, h]
     j = j * d.unsqueeze(3);                                                    // [K, N, h, in]
     const int64_t h = j.size(2);
     // W_{l+1} [K, h', h] @ J [K, N, h, in]: fold N*in into columns.
@@ -149,6 +155,83 @@ at::Tensor InputJacobian(const StackedMlp& mlp, const Capture& capture) {
     j = at::bmm(mlp.weight[l + 1], cols).view({k, -1, n, in}).permute({0, 2, 1, 3});
   }
   return j.contiguous();
+}
+
+// ReLU fast path: J is a function of the activation pattern, so the product is formed once per
+// distinct pattern (hashed exactly, core/grad/bit_keys.h) and gathered to the points. Returns an
+// undefined tensor for a model whose patterns are mostly distinct (no gain).
+at::Tensor ReluJacobianByPattern(const StackedMlp& mlp, const Capture& capture, int64_t model) {
+  const std::vector<int>& hidden = mlp.spec.hidden;
+  const std::vector<int> offsets = PatternWordOffsets(hidden);
+  const int words = offsets.back();
+  const int64_t n = capture.pre.front().size(1);
+  std::vector<at::Tensor> z(hidden.size());
+  for (size_t l = 0; l < hidden.size(); ++l) z[l] = capture.pre[l][model].contiguous();
+  std::vector<uint64_t> bits(static_cast<size_t>(n) * words, 0);
+  at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
+    for (size_t l = 0; l < hidden.size(); ++l) {
+      const int w = hidden[l];
+      const float* zp = z[l].data_ptr<float>();
+      for (int64_t p = begin; p < end; ++p) {
+        const float* row = zp + p * w;
+        uint64_t* dst = bits.data() + p * words + offsets[l];
+        for (int u = 0; u < w; ++u) dst[u / 64] |= static_cast<uint64_t>(row[u] > 0.0f) << (u % 64);
+      }
+    }
+  });
+  BitKeySet patterns(words);
+  at::Tensor ids = at::empty({n}, at::kLong);
+  int64_t* idp = ids.data_ptr<int64_t>();
+  std::vector<int64_t> reps;
+  for (int64_t p = 0; p < n; ++p) {
+    idp[p] = patterns.Insert(bits.data() + p * words);
+    if (idp[p] == static_cast<int64_t>(reps.size())) {
+      reps.push_back(p);
+      if (2 * static_cast<int64_t>(reps.size()) > n) return at::Tensor();
+    }
+  }
+  const at::Device device = capture.pre.front().device();
+  at::Tensor rep_index = at::from_blob(reps.data(), {static_cast<int64_t>(reps.size())}, at::kLong).to(device);
+  StackedMlp one;  // model `model` alone, as views
+  one.spec = mlp.spec;
+  one.k = 1;
+  for (size_t l = 0; l < mlp.weight.size(); ++l) one.weight.push_back(mlp.weight[l].narrow(0, model, 1));
+  std::vector<at::Tensor> sub;
+  for (size_t l = 0; l < hidden.size(); ++l) {
+    sub.push_back(capture.pre[l].narrow(0, model, 1).index_select(1, rep_index));
+  }
+  at::Tensor per_pattern = DenseInputJacobian(one, sub, static_cast<int64_t>(reps.size()));
+  return per_pattern.index_select(1, ids.to(device));
+}
+
+}  // namespace
+
+at::Tensor InputJacobian(const StackedMlp& mlp, const Capture& capture) {
+  const int64_t n = capture.pre.front().size(1);
+  // Hashing pays off on large point sets of ReLU nets (grids, data sets: many points share a
+  // region); small ones and smooth activations take the direct product.
+  constexpr int64_t kMinPointsForPatterns = 4096;
+  if (mlp.spec.activation == Activation::kRelu && !mlp.spec.hidden.empty() &&
+      n >= kMinPointsForPatterns && capture.pre.front().is_cpu() &&
+      capture.pre.front().scalar_type() == at::kFloat) {
+    std::vector<at::Tensor> per_model;
+    for (int64_t m = 0; m < mlp.k; ++m) {
+      at::Tensor j = ReluJacobianByPattern(mlp, capture, m);
+      if (!j.defined()) {
+        std::vector<at::Tensor> pre;
+        for (size_t l = 0; l + 1 < capture.pre.size(); ++l) pre.push_back(capture.pre[l].narrow(0, m, 1));
+        StackedMlp one;
+        one.spec = mlp.spec;
+        one.k = 1;
+        for (const at::Tensor& w : mlp.weight) one.weight.push_back(w.narrow(0, m, 1));
+        j = DenseInputJacobian(one, pre, n);
+      }
+      per_model.push_back(j);
+    }
+    return per_model.size() == 1 ? per_model.front().contiguous() : at::cat(per_model, 0);
+  }
+  std::vector<at::Tensor> pre(capture.pre.begin(), capture.pre.end() - 1);
+  return DenseInputJacobian(mlp, pre, n);
 }
 
 std::vector<at::Tensor> BackwardFromOutput(const StackedMlp& mlp, const at::Tensor& x,

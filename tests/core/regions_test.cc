@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/grad/bit_keys.h"
+#include "core/nn/mlp.h"
 #include "tests/testing/status_matchers.h"
 
 namespace gradzoo::core {
@@ -358,6 +359,48 @@ TEST(RegionsTest, PatternLayoutAndOptionChecks) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("shape")));
   EXPECT_THAT(CountRegions(spec, net, {0.5f}, 1, "cpu", {}, [] { return true; }),
               StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+}
+
+TEST(RegionsTest, PatternDeduplicatedInputJacobianMatchesAutograd) {
+  // core/nn's InputJacobian forms the ReLU product once per activation pattern on large float32
+  // point sets. Model 0 sees a 128 x 64 grid of a 2-D slice (few regions: the pattern path);
+  // model 1 sees random points of [-1, 1]^4 (mostly one point per region: the direct path).
+  // Reference: autograd through the same float32 forward pass, and the direct path on small
+  // chunks.
+  MlpSpec spec{4, {32, 32}, 2, Activation::kRelu};
+  StackedMlp mlp = InitStacked(spec, {3, 4}, at::kCPU);
+  const int64_t n = 128 * 64;
+  at::Tensor x = at::empty({2, n, 4}, at::kFloat);
+  for (int64_t p = 0; p < n; ++p) {
+    x[0][p] = torch::tensor({(p / 64) / 127.0f, (p % 64) / 63.0f, 0.5f, 0.5f});
+  }
+  const std::vector<float> random = UniformPoints(n, 4, 31);
+  x[1] = torch::from_blob(const_cast<float*>(random.data()), {n, 4}).clone();
+  // Both paths are taken: model 0 has few regions on its points, model 1 mostly singletons.
+  for (int64_t k = 0; k < 2; ++k) {
+    at::Tensor xk = x[k].contiguous();
+    const std::vector<float> pts(xk.data_ptr<float>(), xk.data_ptr<float>() + xk.numel());
+    ASSERT_OK_AND_ASSIGN(RegionCounts r, CountRegions(spec, Unstack(mlp, k), pts, n, "cpu", {}, {}));
+    EXPECT_EQ(2 * r.regions > n, k == 1) << r.regions;
+  }
+  Capture cap;
+  Forward(mlp, x, &cap);
+  at::Tensor j = InputJacobian(mlp, cap);
+  ASSERT_EQ(j.sizes(), (std::vector<int64_t>{2, n, 2, 4}));
+  at::Tensor xr = x.clone().requires_grad_(true);
+  at::Tensor y = Forward(mlp, xr, nullptr);
+  for (int o = 0; o < 2; ++o) {
+    at::Tensor g = torch::autograd::grad({y.select(2, o).sum()}, {xr}, {}, true)[0];
+    EXPECT_TRUE(at::allclose(j.select(2, o), g, 1e-5, 1e-6)) << "output " << o;
+  }
+  for (int64_t start = 0; start < n; start += 1000) {  // the direct path (n < 4096)
+    const int64_t m = std::min<int64_t>(1000, n - start);
+    Capture small;  // the same pre-activations (a new forward pass could flip kink points)
+    for (const at::Tensor& z : cap.pre) small.pre.push_back(z.narrow(1, start, m));
+    at::Tensor diff = (InputJacobian(mlp, small) - j.narrow(1, start, m)).abs();
+    EXPECT_LT(diff.max().item<double>(), 1e-5 * j.abs().max().item<double>())
+        << diff.max().item<double>() << " at " << diff.argmax().item<int64_t>() << " of chunk " << start;
+  }
 }
 
 TEST(RegionsTest, BitKeySetIsExact) {
