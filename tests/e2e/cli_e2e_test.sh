@@ -45,7 +45,7 @@ echo "server on port $PORT"
 $CLI health >/dev/null; check "health SERVING" $?
 $CLI --json info | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["blas"] != "reference", d; assert d["device"] == "cpu"'
 check "info --json (OpenBLAS, cpu)" $?
-$CLI --help | grep -q "field (MODEL" ; check "--help explains commands" $?
+$CLI --help >"$WORK/help.txt"; grep -q "field (MODEL" "$WORK/help.txt"; check "--help explains commands" $?
 
 $CLI train e2e --lambdas 0,0.5 --seeds 0,1 --validation-seeds 1 --hidden 64,64 --steps 4000 \
   --batch 512 --lr 0.003 --train-examples 8192 >"$WORK/train.out" 2>"$WORK/train.err"
