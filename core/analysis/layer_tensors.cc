@@ -14,12 +14,13 @@ StackedMlp StackDouble(const MlpSpec& spec,
 }
 
 at::Tensor ChunkInputs(const std::vector<const std::vector<float>*>& points, int64_t k,
-                       int64_t start, int64_t m, int in, const at::Device& device) {
+                       int64_t start, int64_t m, int in, const at::Device& device,
+                       at::ScalarType dtype) {
   const at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat);
   if (points.size() == 1) {
     at::Tensor all = at::from_blob(const_cast<float*>(points[0]->data()),
                                    {static_cast<int64_t>(points[0]->size()) / in, in}, f32);
-    return all.narrow(0, start, m).to(device, at::kDouble).unsqueeze(0).expand({k, m, in});
+    return all.narrow(0, start, m).to(device, dtype).unsqueeze(0).expand({k, m, in});
   }
   std::vector<at::Tensor> per;
   per.reserve(points.size());
@@ -28,7 +29,7 @@ at::Tensor ChunkInputs(const std::vector<const std::vector<float>*>& points, int
         at::from_blob(const_cast<float*>(p->data()), {static_cast<int64_t>(p->size()) / in, in}, f32);
     per.push_back(all.narrow(0, start, m));
   }
-  return at::stack(per).to(device, at::kDouble);
+  return at::stack(per).to(device, dtype);
 }
 
 at::Tensor ActivationAt(const StackedMlp& mlp, const at::Tensor& x, const Capture& capture,
@@ -68,7 +69,7 @@ std::vector<at::Tensor> OutputGradientsAt(const StackedMlp& mlp, const Capture& 
   const int64_t out = mlp.spec.output_dim;
   // d y_o / d y = e_o: rows of the identity, [K, N, R, out].
   at::Tensor idx = at::tensor(outputs, at::kLong);
-  at::Tensor seed = at::eye(out, at::TensorOptions().dtype(at::kDouble).device(mlp.weight[0].device()))
+  at::Tensor seed = at::eye(out, mlp.weight[0].options())
                         .index_select(0, idx.to(mlp.weight[0].device()));
   at::Tensor g = seed.unsqueeze(0).unsqueeze(0).expand({k, n, r, out});
   int at_pos = 2 * layers - 1;
@@ -87,8 +88,7 @@ std::vector<at::Tensor> InputJacobiansAt(const StackedMlp& mlp, const Capture& c
   const int64_t k = mlp.k;
   const int64_t n = capture.pre.front().size(1);
   const int64_t in = mlp.spec.input_dim;
-  const at::TensorOptions opts =
-      at::TensorOptions().dtype(at::kDouble).device(mlp.weight[0].device());
+  const at::TensorOptions opts = mlp.weight[0].options();
   std::vector<at::Tensor> result;
   at::Tensor a = at::eye(in, opts).unsqueeze(0).unsqueeze(0).expand({k, n, in, in});
   int at_pos = 0;

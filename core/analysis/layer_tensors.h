@@ -1,7 +1,8 @@
 // Tensor plumbing shared by core/analysis: double-precision stacked networks, the activations
 // a LayerRef names, gradients backpropagated between any two layer positions, and forward
-// Jacobians d layer / d x. Internal to core (includes ATen); all tensors are float64 and batched
-// over K stacked models: activations [K, N, width].
+// Jacobians d layer / d x. Internal to core (includes ATen). Tensors take the dtype of the
+// stacked weights (float64 from StackDouble, float32 from core/nn's Stack) and are batched over
+// K stacked models: activations [K, N, width].
 //
 // Backprop from position p down to q < p (positions as in layers.h) multiplies a row gradient
 // g [K, N, R, width_p] by act'(z_l) when stepping from h_l to z_l and by W_l when stepping from
@@ -28,10 +29,11 @@ StackedMlp StackDouble(const MlpSpec& spec,
                        const std::vector<const std::vector<LayerWeights>*>& models,
                        const at::Device& device);
 
-// The points of one chunk as [K, m, in] float64: `points` holds either one shared set or one
+// The points of one chunk as [K, m, in] of `dtype`: `points` holds either one shared set or one
 // set per model, each row-major [n, in]; rows [start, start + m) are taken.
 at::Tensor ChunkInputs(const std::vector<const std::vector<float>*>& points, int64_t k,
-                       int64_t start, int64_t m, int in, const at::Device& device);
+                       int64_t start, int64_t m, int in, const at::Device& device,
+                       at::ScalarType dtype = at::kDouble);
 
 // Activations at `ref` ([K, N, width]) from a forward pass of x with capture.
 at::Tensor ActivationAt(const StackedMlp& mlp, const at::Tensor& x, const Capture& capture,

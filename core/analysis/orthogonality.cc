@@ -70,17 +70,32 @@ constexpr double kUnreachableFraction = 1e-9;
 constexpr double kEigenRelativeFloor = 1e-10;
 constexpr int64_t kChunkBudgetBytes = int64_t{64} << 20;
 
+// For kGram / kPca at an even position (x or h_l), whether to sum the gradients one step up, at
+// z_{l+1}, and map the moments down with W_{l+1} (exact: g = W_{l+1}^T v). It saves the per-point
+// product with W_{l+1}, and for the last hidden layer v = w_o * act'(z) needs no product at
+// all; worth it unless z_{l+1} is much wider than the layer.
+bool AccumulateAbove(const MlpSpec& spec, int position) {
+  if (position % 2 != 0 || position >= 2 * spec.NumLayers() - 1) return false;
+  const std::vector<int> widths = spec.Widths();
+  const int l = position / 2;
+  return widths[l + 1] <= 2 * widths[l];
+}
+
 // Per (layer) running sums over chunks, batched over K models.
 struct LayerSums {
   int position = 0;
   int width = 0;
+  // Where the gradients are taken: `position`, or for kGram / kPca at an x or h_l position the
+  // next pre-activation z_{l+1} (see AccumulateAbove).
+  int grad_position = 0;
+  int grad_width = 0;
   at::Tensor abs_cos_sum;  // [K] double
   at::Tensor valid;        // [K] points used
   at::Tensor nonzero_a;    // [K] points where |g_a| > 0
   at::Tensor nonzero_b;
   at::Tensor alive;        // [K] bool: some unit active somewhere (hidden layers)
-  at::Tensor s_a, s_b;     // [K, w, w] sum g g^T
-  at::Tensor m_a, m_b;     // [K, w]    sum g
+  // kGram / kPca: per model, moments of the float32 gradients of each output.
+  std::vector<MomentAccumulator> acc_a, acc_b;
 };
 
 // Coordinates of the projections of g ([K, m, 2, w]) onto col(A) (A [K, m, w, in]) in an
@@ -128,25 +143,43 @@ std::vector<double> ToDoubles(const at::Tensor& t) {
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
-// kGram / kPca from the sums of one model.
-OrthogonalityScore FinishMoments(const std::vector<double>& sa, const std::vector<double>& ma,
-                                 const std::vector<double>& sb, const std::vector<double>& mb,
-                                 int w, int64_t n, const OrthogonalityOptions& o) {
+// W^T M W for M [out, out] and W = layer.weight [out, in]: the moment of g = W^T v from v's.
+std::vector<double> Sandwich(const std::vector<double>& m, const LayerWeights& layer) {
+  const int out = layer.out, in = layer.in;
+  std::vector<double> mw(static_cast<size_t>(out) * in, 0.0), r(static_cast<size_t>(in) * in, 0.0);
+  for (int i = 0; i < out; ++i) {
+    for (int t = 0; t < out; ++t) {
+      const double v = m[i * out + t];
+      if (v == 0.0) continue;
+      const float* wt = layer.weight.data() + static_cast<int64_t>(t) * in;
+      for (int j = 0; j < in; ++j) mw[i * in + j] += v * wt[j];
+    }
+  }
+  for (int i = 0; i < out; ++i) {
+    const float* wi = layer.weight.data() + static_cast<int64_t>(i) * in;
+    for (int a = 0; a < in; ++a) {
+      const double w = wi[a];
+      if (w == 0.0) continue;
+      for (int b = 0; b < in; ++b) r[a * in + b] += w * mw[i * in + b];
+    }
+  }
+  return r;
+}
+
+// kGram / kPca from the accumulated gradients of one model: M_o = sum g g^T / N, or the
+// (ddof = 0) covariance when centring. With `above`, the sums are of v = d y / d z_{l+1} and
+// g = W_{l+1}^T v, so M_o(g) = W^T M_o(v) W.
+OrthogonalityScore FinishMoments(const MomentAccumulator& acc_a, const MomentAccumulator& acc_b,
+                                 const LayerWeights* above, int w, int64_t n,
+                                 const OrthogonalityOptions& o) {
   OrthogonalityScore r;
   r.points_used = n;
-  auto moment = [&](const std::vector<double>& s, const std::vector<double>& m) {
-    std::vector<double> out(s.size());
-    const double dn = static_cast<double>(std::max<int64_t>(n, 1));
-    for (int i = 0; i < w; ++i) {
-      for (int j = 0; j < w; ++j) {
-        double v = s[i * w + j] / dn;
-        if (o.center) v -= (m[i] / dn) * (m[j] / dn);
-        out[i * w + j] = v;
-      }
-    }
-    return out;
-  };
-  const std::vector<double> a = moment(sa, ma), b = moment(sb, mb);
+  std::vector<double> a = o.center ? acc_a.Covariance(0) : acc_a.SecondMoment();
+  std::vector<double> b = o.center ? acc_b.Covariance(0) : acc_b.SecondMoment();
+  if (above != nullptr) {
+    a = Sandwich(a, *above);
+    b = Sandwich(b, *above);
+  }
   double na = 0, nb = 0, ab = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     na += a[i] * a[i];
@@ -213,9 +246,12 @@ absl::StatusOr<std::vector<std::vector<OrthogonalityScore>>> ScoreOrthogonality(
     c10::InferenceMode guard;
     const at::Device dev = ToAtDevice(device);
     const at::TensorOptions opts = at::TensorOptions().dtype(at::kDouble).device(dev);
-    StackedMlp mlp = StackDouble(spec, models, dev);
     const bool functional = o.method == OrthogonalityMethod::kFunctional;
     const bool moments = o.method == OrthogonalityMethod::kGram || o.method == OrthogonalityMethod::kPca;
+    // The moment methods run in float32, the models' own precision, so the SIMD accumulator can
+    // sum the gradients as they are made; the per-point methods run in float64.
+    const at::ScalarType dtype = moments ? at::kFloat : at::kDouble;
+    StackedMlp mlp = moments ? Stack(spec, models, dev) : StackDouble(spec, models, dev);
 
     std::set<int> pos_set;
     std::vector<LayerSums> sums(layers.size());
@@ -223,17 +259,21 @@ absl::StatusOr<std::vector<std::vector<OrthogonalityScore>>> ScoreOrthogonality(
       LayerSums& s = sums[i];
       s.position = LayerPosition(spec, layers[i]);
       s.width = LayerWidth(spec, layers[i]);
-      pos_set.insert(s.position);
+      s.grad_position = s.position;
+      s.grad_width = s.width;
+      if (moments && AccumulateAbove(spec, s.position)) {
+        s.grad_position = s.position + 1;
+        s.grad_width = spec.Widths()[s.position / 2 + 1];
+      }
+      pos_set.insert(s.grad_position);
       s.abs_cos_sum = at::zeros({k}, opts);
       s.valid = at::zeros({k}, opts);
       s.nonzero_a = at::zeros({k}, opts);
       s.nonzero_b = at::zeros({k}, opts);
       s.alive = at::zeros({k}, opts.dtype(at::kBool));
       if (moments) {
-        s.s_a = at::zeros({k, s.width, s.width}, opts);
-        s.s_b = at::zeros({k, s.width, s.width}, opts);
-        s.m_a = at::zeros({k, s.width}, opts);
-        s.m_b = at::zeros({k, s.width}, opts);
+        s.acc_a.assign(k, MomentAccumulator(s.grad_width, o.center));
+        s.acc_b.assign(k, MomentAccumulator(s.grad_width, o.center));
       }
     }
     const std::vector<int> asc(pos_set.begin(), pos_set.end());
@@ -257,7 +297,7 @@ absl::StatusOr<std::vector<std::vector<OrthogonalityScore>>> ScoreOrthogonality(
     for (int64_t start = 0; start < n; start += chunk) {
       if (cancel && cancel()) return absl::CancelledError("orthogonality scoring cancelled");
       const int64_t m = std::min(chunk, n - start);
-      at::Tensor x = ChunkInputs(points, k, start, m, spec.input_dim, dev);
+      at::Tensor x = ChunkInputs(points, k, start, m, spec.input_dim, dev, dtype);
       Capture cap;
       Forward(mlp, x, &cap);
       std::vector<at::Tensor> grads = OutputGradientsAt(mlp, cap, outs, desc);
@@ -265,18 +305,19 @@ absl::StatusOr<std::vector<std::vector<OrthogonalityScore>>> ScoreOrthogonality(
       if (functional) jacs = InputJacobiansAt(mlp, cap, asc);
       for (size_t i = 0; i < layers.size(); ++i) {
         LayerSums& s = sums[i];
-        const size_t di = std::find(desc.begin(), desc.end(), s.position) - desc.begin();
+        const size_t di = std::find(desc.begin(), desc.end(), s.grad_position) - desc.begin();
         const at::Tensor& g = grads[di];  // [K, m, 2, w]
         if (IsHidden(spec, layers[i])) {
           at::Tensor d = ActivationDerivative(cap.pre[layers[i].index - 1], spec.activation);
           s.alive = s.alive | (d != 0).flatten(1).any(1);
         }
         if (moments) {
-          at::Tensor ga = g.select(2, 0), gb = g.select(2, 1);  // [K, m, w]
-          s.s_a += at::bmm(ga.transpose(1, 2), ga);
-          s.s_b += at::bmm(gb.transpose(1, 2), gb);
-          s.m_a += ga.sum(1);
-          s.m_b += gb.sum(1);
+          at::Tensor rows = g.to(at::kCPU).permute({0, 2, 1, 3}).contiguous();  // [K, 2, m, w]
+          const float* p = rows.data_ptr<float>();
+          for (int64_t j = 0; j < k; ++j) {
+            s.acc_a[j].AddRows(p + (2 * j) * m * s.grad_width, m);
+            s.acc_b[j].AddRows(p + (2 * j + 1) * m * s.grad_width, m);
+          }
           continue;
         }
         at::Tensor gnorm = g.norm(2, -1);  // [K, m, 2]
@@ -295,15 +336,7 @@ absl::StatusOr<std::vector<std::vector<OrthogonalityScore>>> ScoreOrthogonality(
       const std::vector<double> cos_sum = ToDoubles(s.abs_cos_sum), valid = ToDoubles(s.valid),
                                 nz_a = ToDoubles(s.nonzero_a), nz_b = ToDoubles(s.nonzero_b);
       const at::Tensor alive = s.alive.to(at::kCPU);
-      std::vector<double> sa, sb, ma, mb;
-      if (moments) {
-        sa = ToDoubles(s.s_a);
-        sb = ToDoubles(s.s_b);
-        ma = ToDoubles(s.m_a);
-        mb = ToDoubles(s.m_b);
-      }
       const std::string label = LayerLabel(spec, layers[i]);
-      const int64_t ww = int64_t{s.width} * s.width;
       for (int64_t j = 0; j < k; ++j) {
         OrthogonalityScore& r = out[j][i];
         if (IsHidden(spec, layers[i]) && !alive[j].item<bool>()) {
@@ -317,11 +350,9 @@ absl::StatusOr<std::vector<std::vector<OrthogonalityScore>>> ScoreOrthogonality(
           continue;
         }
         if (moments) {
-          r = FinishMoments({sa.begin() + j * ww, sa.begin() + (j + 1) * ww},
-                            {ma.begin() + j * s.width, ma.begin() + (j + 1) * s.width},
-                            {sb.begin() + j * ww, sb.begin() + (j + 1) * ww},
-                            {mb.begin() + j * s.width, mb.begin() + (j + 1) * s.width}, s.width,
-                            n, o);
+          const LayerWeights* above =
+              s.grad_position != s.position ? &(*models[j])[s.position / 2] : nullptr;
+          r = FinishMoments(s.acc_a[j], s.acc_b[j], above, s.width, n, o);
           continue;
         }
         const int64_t used = static_cast<int64_t>(std::llround(valid[j]));

@@ -31,8 +31,11 @@
 // When no point is left, or S_o = 0 (zero variance), or the layer is dead (a hidden layer whose
 // act'(z) is 0 for every unit at every point), the score is 0 with degenerate = true and flags.
 //
-// Everything runs in float64 on the device, in point chunks sized to a ~64 MiB budget, with
-// sums streamed (O(K w^2) memory for kGram / kPca, O(K) for the per-point methods).
+// kCos and kFunctional run in float64. kGram and kPca compute the gradients in float32 (the
+// models' own precision) and sum their outer products while they are made, in double over
+// float32 blocks with the SIMD kernel of linalg.h (relative error ~1e-6; tests allow 1e-5), so
+// the N x w gradient matrix never exists: O(K w^2) memory, O(K) for the per-point methods.
+// Points are processed in chunks sized to a ~64 MiB budget.
 // Thread-compatible: no shared state.
 #ifndef GRADZOO_CORE_ANALYSIS_ORTHOGONALITY_H_
 #define GRADZOO_CORE_ANALYSIS_ORTHOGONALITY_H_

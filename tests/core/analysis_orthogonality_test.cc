@@ -258,20 +258,20 @@ for li in range(5):
     EXPECT_NEAR(cos[li].score, r[0], 1e-10);
     EXPECT_NEAR(func[li].score, r[1], 1e-8);
     EXPECT_EQ(func[li].points_used, static_cast<int64_t>(r[7]));
-    EXPECT_NEAR(gram[li].score, r[2], 1e-10);
-    EXPECT_NEAR(pca[li].score, r[3], 1e-8);
+    EXPECT_NEAR(gram[li].score, r[2], 1e-5);  // float32 gradients (orthogonality.h)
+    EXPECT_NEAR(pca[li].score, r[3], 1e-5);
     if (r[4] == 2.0) {
       EXPECT_TRUE(gramc[li].degeneracy.degenerate);
       EXPECT_TRUE(gramc[li].degeneracy.zero_variance);
       EXPECT_EQ(gramc[li].score, 0.0);
     } else {
-      EXPECT_NEAR(gramc[li].score, r[4], 1e-10);
+      EXPECT_NEAR(gramc[li].score, r[4], 1e-5);
     }
     EXPECT_EQ(pca[li].components_a, static_cast<int>(r[5]));
     EXPECT_EQ(pca[li].components_b, static_cast<int>(r[6]));
     ASSERT_EQ(pca[li].principal_angles.size(), r.size() - 8);
     for (size_t a = 0; a < pca[li].principal_angles.size(); ++a) {
-      EXPECT_NEAR(pca[li].principal_angles[a], r[8 + a], 1e-6);
+      EXPECT_NEAR(pca[li].principal_angles[a], r[8 + a], 1e-3);
     }
     for (const auto* s : {&cos[li], &func[li], &gram[li], &pca[li]}) {
       EXPECT_FALSE(s->degeneracy.degenerate);
