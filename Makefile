@@ -6,8 +6,10 @@ JOBS ?= $(shell nproc)
 PORT ?= 50551
 DATA ?= gradzoo-data
 export OMP_WAIT_POLICY ?= PASSIVE
+# ccache keys relative to the checkout, so any clone (CI's too) reuses earlier compilations.
+export CCACHE_BASEDIR ?= $(CURDIR)
 
-.PHONY: all setup configure build test lint-proto test-unit test-core-only demo serve clean
+.PHONY: all setup configure build test lint-proto test-unit test-core-only demo serve clean bench
 
 all: build
 
@@ -40,6 +42,12 @@ serve: build
 
 demo: build
 	@scripts/demo.sh $(BUILD) $(PORT) $(DATA)
+
+# Benchmarks against PyTorch (not part of make test; see tests/bench/*README.md).
+bench: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DGRADZOO_BUILD_BENCH=ON >/dev/null
+	@ninja -C $(BUILD) -j $(JOBS)
+	@for s in tests/bench/run_*_bench.sh tests/bench/analysis_bench.sh; do [[ -x $$s ]] && $$s; done
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-core

@@ -12,7 +12,7 @@ PACKAGES=(
   dataset-fashion-mnist
   python3 python3-grpcio python3-protobuf python3-numpy python3-torch
   python3-nbconvert python3-ipykernel python3-matplotlib
-  graphviz
+  graphviz nginx openssl clang
 )
 # Node.js and npm (for buf) may come from outside Debian; install Debian's only if absent.
 if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
