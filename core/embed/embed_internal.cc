@@ -1,0 +1,236 @@
+#include "core/embed/embed_internal.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <unordered_map>
+
+#include "core/nn/mlp.h"
+
+namespace gradzoo::core::embed_internal {
+namespace {
+
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return at::matmul(x, w.t()) + b;
+}
+
+struct VecHash {
+  size_t operator()(const std::vector<int64_t>& v) const {
+    uint64_t h = 1469598103934665603ULL;
+    for (int64_t x : v) {
+      h ^= static_cast<uint64_t>(x);
+      h *= 1099511628211ULL;
+    }
+    return static_cast<size_t>(h);
+  }
+};
+
+}  // namespace
+
+EncoderNet EncoderNet::Init(int in, int out, int embedding, int hidden, int64_t seed) {
+  EncoderNet net;
+  net.in = in;
+  net.out = out;
+  net.embedding = embedding;
+  net.hidden = hidden;
+  const int d = net.FeatureDim(), h = hidden, e = embedding, g = net.GradDim();
+  const std::vector<std::pair<int, int>> shapes = {
+      {h, d}, {h, h}, {h, h},      // phi
+      {h, h}, {e, h},              // rho
+      {h, in + e}, {h, h}, {g, h}  // psi
+  };
+  Rng rng = Rng::ForStream(static_cast<uint64_t>(seed), 11);
+  for (const auto& [o, i] : shapes) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(i));
+    std::vector<float> w(static_cast<size_t>(o) * i), b(o);
+    for (float& v : w) v = static_cast<float>(rng.Uniform(-bound, bound));
+    for (float& v : b) v = static_cast<float>(rng.Uniform(-bound, bound));
+    net.params.push_back(at::tensor(w).reshape({o, i}));
+    net.params.push_back(at::tensor(b));
+  }
+  return net;
+}
+
+int64_t EncoderNet::ParamCount() const {
+  int64_t n = 0;
+  for (const at::Tensor& p : params) n += p.numel();
+  return n;
+}
+
+at::Tensor EncoderNet::Encode(const at::Tensor& feat) const {
+  const auto& p = params;
+  at::Tensor h = at::relu(Linear(feat, p[0], p[1]));
+  h = at::relu(Linear(h, p[2], p[3]));
+  h = at::relu(Linear(h, p[4], p[5]));
+  at::Tensor pooled = h.mean(1);
+  at::Tensor r = at::relu(Linear(pooled, p[6], p[7]));
+  return Linear(r, p[8], p[9]);
+}
+
+at::Tensor EncoderNet::Decode(const at::Tensor& x, const at::Tensor& e) const {
+  const auto& p = params;
+  at::Tensor xe = at::cat({x, e.unsqueeze(1).expand({e.size(0), x.size(1), e.size(1)})}, 2);
+  at::Tensor h = at::relu(Linear(xe, p[10], p[11]));
+  h = at::relu(Linear(h, p[12], p[13]));
+  return Linear(h, p[14], p[15]);
+}
+
+at::Tensor Features(const at::Tensor& x, const at::Tensor& g, const at::Tensor& mask) {
+  at::Tensor xb = x.dim() == 2 ? x.unsqueeze(0).expand({g.size(0), x.size(0), x.size(1)}) : x;
+  at::Tensor m = mask.unsqueeze(2);
+  return at::cat({xb, g * (1 - m), m}, 2);
+}
+
+at::Tensor ModelGradients(const std::vector<const ModelRecord*>& models, const at::Tensor& x,
+                          const at::Device& device) {
+  const int64_t n = x.size(0);
+  const MlpSpec& first = models.front()->spec;
+  const int g = first.input_dim * first.output_dim;
+  at::Tensor result = at::empty({static_cast<int64_t>(models.size()), n, g}, at::kFloat);
+  std::vector<bool> done(models.size(), false);
+  at::Tensor xd = x.to(device, at::kFloat);
+  for (size_t i = 0; i < models.size(); ++i) {
+    if (done[i]) continue;
+    const MlpSpec& spec = models[i]->spec;
+    std::vector<int64_t> idx;
+    std::vector<const std::vector<LayerWeights>*> ptrs;
+    for (size_t j = i; j < models.size(); ++j) {
+      if (!done[j] && models[j]->spec == spec) {
+        done[j] = true;
+        idx.push_back(static_cast<int64_t>(j));
+        ptrs.push_back(&models[j]->layers);
+      }
+    }
+    StackedMlp mlp = Stack(spec, ptrs, device);
+    Capture cap;
+    at::Tensor xs = xd.unsqueeze(0).expand({mlp.k, n, spec.input_dim}).contiguous();
+    Forward(mlp, xs, &cap);
+    at::Tensor j = InputJacobian(mlp, cap).reshape({mlp.k, n, g}).to(at::kCPU, at::kFloat);
+    result.index_copy_(0, at::tensor(idx, at::kLong), j);
+  }
+  return result;
+}
+
+std::vector<int> UniqueGradientGroups(const float* g, int64_t n, int dim, int* groups,
+                                      double rel_tol) {
+  double scale = 0.0;
+  for (int64_t i = 0; i < n * dim; ++i) scale = std::max(scale, std::fabs(double{g[i]}));
+  const double eps = std::max(scale * rel_tol, std::numeric_limits<double>::min());
+  std::unordered_map<std::vector<int64_t>, int, VecHash> ids;
+  std::vector<int> out(n);
+  std::vector<int64_t> key(dim);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int d = 0; d < dim; ++d) key[d] = std::llround(g[i * dim + d] / eps);
+    auto [it, inserted] = ids.emplace(key, static_cast<int>(ids.size()));
+    out[i] = it->second;
+  }
+  *groups = static_cast<int>(ids.size());
+  return out;
+}
+
+std::vector<float> DrawMask(const std::vector<int>& group, int groups, double rate, Rng& rng) {
+  std::vector<float> mask(group.size(), 0.0f);
+  if (groups < 2) return mask;
+  std::vector<char> masked(groups);
+  int count = 0;
+  for (int c = 0; c < groups; ++c) count += (masked[c] = rng.Uniform() < rate ? 1 : 0);
+  if (count == 0) masked[rng.NextU64() % groups] = 1;
+  if (count == groups) masked[rng.NextU64() % groups] = 0;
+  for (size_t i = 0; i < group.size(); ++i) mask[i] = masked[group[i]] ? 1.0f : 0.0f;
+  return mask;
+}
+
+std::pair<double, double> BaselineSse(const float* x, const float* g, const float* mask,
+                                      int64_t n, int in, int dim) {
+  std::vector<int64_t> visible;
+  for (int64_t i = 0; i < n; ++i) {
+    if (mask[i] == 0.0f) visible.push_back(i);
+  }
+  double sse_mean = 0.0, sse_interp = 0.0;
+  if (visible.empty()) return {0.0, 0.0};
+  std::vector<double> mean(dim, 0.0);
+  for (int64_t v : visible) {
+    for (int d = 0; d < dim; ++d) mean[d] += g[v * dim + d];
+  }
+  for (double& m : mean) m /= static_cast<double>(visible.size());
+  std::vector<double> pred(dim);
+  for (int64_t i = 0; i < n; ++i) {
+    if (mask[i] == 0.0f) continue;
+    for (int d = 0; d < dim; ++d) {
+      const double e = mean[d] - g[i * dim + d];
+      sse_mean += e * e;
+    }
+    if (in == 1) {
+      int64_t left = -1, right = -1;
+      for (int64_t v : visible) {
+        if (x[v] <= x[i] && (left < 0 || x[v] > x[left])) left = v;
+        if (x[v] >= x[i] && (right < 0 || x[v] < x[right])) right = v;
+      }
+      for (int d = 0; d < dim; ++d) {
+        if (left >= 0 && right >= 0 && x[right] > x[left]) {
+          const double t = (double{x[i]} - x[left]) / (double{x[right]} - x[left]);
+          pred[d] = (1 - t) * g[left * dim + d] + t * g[right * dim + d];
+        } else {
+          pred[d] = g[(left >= 0 ? left : right) * dim + d];
+        }
+      }
+    } else {
+      double d1 = std::numeric_limits<double>::infinity(), d2 = d1;
+      int64_t a = -1, b = -1;
+      for (int64_t v : visible) {
+        double s = 0.0;
+        for (int k = 0; k < in; ++k) {
+          const double t = double{x[v * in + k]} - x[i * in + k];
+          s += t * t;
+        }
+        const double dist = std::sqrt(s);
+        if (dist < d1) {
+          d2 = d1;
+          b = a;
+          d1 = dist;
+          a = v;
+        } else if (dist < d2) {
+          d2 = dist;
+          b = v;
+        }
+      }
+      for (int d = 0; d < dim; ++d) {
+        if (b < 0 || d1 == 0.0) {
+          pred[d] = g[a * dim + d];
+        } else {
+          const double wa = 1.0 / d1, wb = 1.0 / d2;
+          pred[d] = (wa * g[a * dim + d] + wb * g[b * dim + d]) / (wa + wb);
+        }
+      }
+    }
+    for (int d = 0; d < dim; ++d) {
+      const double e = pred[d] - g[i * dim + d];
+      sse_interp += e * e;
+    }
+  }
+  return {sse_mean, sse_interp};
+}
+
+std::vector<float> SamplePoints(const std::vector<std::pair<double, double>>& domain, int64_t n,
+                                Rng& rng) {
+  const int in = static_cast<int>(domain.size());
+  std::vector<float> x(static_cast<size_t>(n) * in);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int k = 0; k < in; ++k) {
+      x[i * in + k] = static_cast<float>(rng.Uniform(domain[k].first, domain[k].second));
+    }
+  }
+  return x;
+}
+
+at::Tensor ScaleInputs(const at::Tensor& x, const std::vector<std::pair<double, double>>& domain) {
+  std::vector<float> mid, inv;
+  for (const auto& [lo, hi] : domain) {
+    mid.push_back(static_cast<float>((lo + hi) / 2));
+    inv.push_back(static_cast<float>(hi > lo ? 2.0 / (hi - lo) : 1.0));
+  }
+  return (x - at::tensor(mid).to(x.device())) * at::tensor(inv).to(x.device());
+}
+
+}  // namespace gradzoo::core::embed_internal

@@ -1,0 +1,69 @@
+// Internals of the network embedder (core/embed/embedder.h explains the method): the encoder /
+// decoder network, model gradients at shared points, unique-gradient groups, cloze masks and
+// the two baselines. Includes ATen; only core/embed/*.cc and core tests include it.
+#ifndef GRADZOO_CORE_EMBED_EMBED_INTERNAL_H_
+#define GRADZOO_CORE_EMBED_EMBED_INTERNAL_H_
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model.h"
+#include "core/util/random.h"
+
+namespace gradzoo::core::embed_internal {
+
+// Parameters in order: phi (3 layers), rho (2), psi (3); each a weight [out, in] then bias [out].
+struct EncoderNet {
+  int in = 0, out = 0, embedding = 0, hidden = 0;
+  std::vector<at::Tensor> params;
+
+  int GradDim() const { return in * out; }
+  int FeatureDim() const { return in + GradDim() + 1; }
+  // Weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from Rng::ForStream(seed, 11).
+  static EncoderNet Init(int in, int out, int embedding, int hidden, int64_t seed);
+  // feat [B, N, FeatureDim()] -> e [B, embedding]: rho(mean_n phi(feat_n)).
+  at::Tensor Encode(const at::Tensor& feat) const;
+  // x [B, N, in] (scaled), e [B, embedding] -> predicted scaled gradients [B, N, GradDim()].
+  at::Tensor Decode(const at::Tensor& x, const at::Tensor& e) const;
+  int64_t ParamCount() const;
+};
+
+// [B, N, in + G + 1]: (x, g * (1 - m), m), x broadcast from [N, in] when it has 2 dims.
+at::Tensor Features(const at::Tensor& x, const at::Tensor& g, const at::Tensor& mask);
+
+// Input Jacobians of `models` at the shared points x [N, in] (float32, original units), as a
+// CPU float tensor [models, N, out * in] (row o*in + i = d y_o / d x_i). Models of different
+// architectures are stacked per architecture.
+at::Tensor ModelGradients(const std::vector<const ModelRecord*>& models, const at::Tensor& x,
+                          const at::Device& device);
+
+// Group id (0..groups-1, in order of first appearance) of each of n gradients g [n, dim]:
+// gradients whose entries agree to within rel_tol * max |g| fall in one grid cell
+// round(g / (rel_tol * max |g|)), as core/grad/regions.h does for smooth activations.
+std::vector<int> UniqueGradientGroups(const float* g, int64_t n, int dim, int* groups,
+                                      double rel_tol = 1e-5);
+
+// Masks each group with probability `rate`; with >= 2 groups at least one is masked and one
+// stays visible. Returns a mask per point (1 = masked). One group: nothing is masked.
+std::vector<float> DrawMask(const std::vector<int>& group, int groups, double rate, Rng& rng);
+
+// Sums of squared errors over the masked points of one model (x [n, in], g [n, dim]):
+// predicting the mean visible gradient; and interpolating between the nearest visible points
+// (embedder.h gives the rule). Returns {sse_mean, sse_interp}; entries counted = masked * dim.
+std::pair<double, double> BaselineSse(const float* x, const float* g, const float* mask,
+                                      int64_t n, int in, int dim);
+
+// Uniform points on `domain` (per input), [n, in] original units.
+std::vector<float> SamplePoints(const std::vector<std::pair<double, double>>& domain, int64_t n,
+                                Rng& rng);
+// Maps x to [-1, 1] per input.
+at::Tensor ScaleInputs(const at::Tensor& x, const std::vector<std::pair<double, double>>& domain);
+
+}  // namespace gradzoo::core::embed_internal
+
+#endif  // GRADZOO_CORE_EMBED_EMBED_INTERNAL_H_

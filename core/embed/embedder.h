@@ -1,0 +1,198 @@
+// Network embeddings (seed 003): a cloze-trained set encoder that maps a network to a vector
+// describing the function it computes, and the registry that trains, stores and serves them.
+//
+// The encoder reads a set of points {(x_n, g_n * (1 - m_n), m_n)}: input x_n (scaled to [-1,1]
+// per input from the zoo task's domain), the model's input Jacobian g_n = dy/dx at x_n (all
+// outputs x inputs, divided by a fixed gradient scale), and a mask bit m_n. Per point an MLP phi
+// (3 ReLU layers of width `hidden`), a mean over the points (permutation invariant, any number
+// of points), then rho (2 layers) gives the embedding e. A decoder MLP psi(x, e) predicts the
+// gradient at any x. Masked points keep their x but their gradient reads 0.
+//
+// Cloze training: each step draws `points_per_sample` shared input points (uniform on the
+// domain) and `batch_models` training-split models, computes their gradients, groups each
+// model's points by UNIQUE gradient (a linear region for ReLU: gradients equal up to a relative
+// 1e-5 of the model's largest gradient entry, the smooth-activation rule of
+// core/grad/regions.h), masks every point of a group with probability `mask_rate` (at least one
+// group masked and one visible when a model has two or more), and minimises the MSE of psi on
+// the masked points' (scaled) gradients with Adam. Loss reported in original gradient units:
+//   cloze MSE = sum_masked |g_hat - g|^2 / (masked points * outputs * inputs).
+// Baselines on the same validation points and masks: the mean of the model's visible
+// gradients; and linear interpolation between the nearest visible points (1-D inputs: the
+// nearest visible point on each side, weights (b - x)/(b - a) and (x - a)/(b - a), the nearest
+// one alone at the ends; more inputs: inverse-distance weights of the two nearest visible).
+// Validation: every validation-split model of the zoos, 4 fixed point samples (seed-derived).
+//
+// Embedding lookups: e(model) = mean over `samples` point samples s of Encode(points of s, all
+// visible); sample s draws its points from Rng::ForStream(seed, 1000 + s), the same points for
+// every model, so a model's embedding does not depend on the others in the call. Embeddings are
+// cached per (embedder, zoo snapshot, model, samples, seed).
+//
+// Storage: DIR/embedders/<id>.gzemb (magic, fields, parameters, FNV-1a 64 checksum), written
+// to a temp file -> fsync -> rename -> fsync dir; loaded at Create. A file that fails its
+// checksum is listed with DATA_LOSS.
+//
+// Lifecycle of an embedder id: (absent) --Train--> READY --Delete--> (absent);
+// READY --(checksum fails at load)--> CORRUPT (Get answers DATA_LOSS).
+//
+// Thread-safe: every method may be called concurrently; training and lookups run on the
+// caller's thread (the server puts them on its job and query pools). Torch-free header.
+#ifndef GRADZOO_CORE_EMBED_EMBEDDER_H_
+#define GRADZOO_CORE_EMBED_EMBEDDER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/engine.h"
+#include "core/model.h"
+
+namespace gradzoo::core {
+
+struct EmbedderOptions {
+  int points_per_sample = 64;  // [4, 4096]
+  double mask_rate = 0.25;     // (0, 1)
+  int embedding_size = 32;     // [1, 1024]
+  int steps = 2000;            // [1, 1'000'000]
+  int64_t seed = 0;
+  int batch_models = 32;          // models per step, [1, 4096]
+  int hidden = 64;                // width of every encoder/decoder layer, [4, 1024]
+  double learning_rate = 2e-3;    // Adam, cosine-decayed to 5% over the steps
+};
+
+// INVALID_ARGUMENT naming the field.
+absl::Status ValidateEmbedderOptions(const EmbedderOptions& o);
+
+struct EmbedderInfo {
+  std::string id;
+  std::vector<std::string> zoos;
+  EmbedderOptions options;
+  int input_dim = 0;
+  int output_dim = 0;
+  std::vector<std::pair<double, double>> domain;  // per input
+  double gradient_scale = 1.0;                    // RMS gradient entry of the training models
+  int64_t train_models = 0;
+  int64_t validation_models = 0;
+  double validation_cloze_loss = 0.0;
+  double mean_gradient_baseline_loss = 0.0;
+  double interpolation_baseline_loss = 0.0;
+  int64_t create_time_ms = 0;
+  absl::Status status;  // DATA_LOSS for a corrupt file (then only `id` is meaningful)
+};
+
+struct EmbedQuery {
+  std::vector<ModelRef> models;
+  int samples = 4;   // [1, 64]
+  int64_t seed = 0;
+};
+
+struct EmbedNeighbor {
+  ModelRef model;
+  double similarity = 0.0;
+  std::string label;
+};
+
+struct NeighborQuery {
+  ModelRef model;
+  int k = 5;
+  // Candidate zoos; empty = every loaded zoo whose models match the embedder's dims.
+  std::vector<std::string> zoos;
+};
+
+struct ProbeQuery {
+  std::vector<std::string> zoos;
+  // "label" (ModelRecord::label), "task", "variant", "lambda".
+  std::string target = "label";
+  int k = 5;
+};
+
+struct ProbeScore {
+  // "embedding", "gradient_profile", "weight_stats", "untrained_encoder".
+  std::string representation;
+  double linear_accuracy = 0.0;
+  double knn_accuracy = 0.0;
+  int64_t train_models = 0;
+  int64_t validation_models = 0;
+  int classes = 0;
+};
+
+class EmbedderRegistry {
+ public:
+  struct Options {
+    std::string data_dir;  // "" = in memory only
+    std::string device = "cpu";
+    int64_t max_cached_embeddings = 1'000'000;
+    int64_t max_models_per_call = 100'000;
+  };
+  static absl::StatusOr<std::shared_ptr<EmbedderRegistry>> Create(const Options& options);
+  // One registry per data directory in this process, shared by every holder while any holds it
+  // (the server's embedding and job services); a later call after all holders let go reloads
+  // from disk.
+  static absl::StatusOr<std::shared_ptr<EmbedderRegistry>> Shared(const Engine& engine);
+
+  // Cheap checks before queueing a training job: id, options, zoos exist and are ready, share
+  // input/output dims, and hold training and validation models. ALREADY_EXISTS for a taken id.
+  absl::Status ValidateTraining(const Engine& engine, const std::string& id,
+                                const std::vector<std::string>& zoos,
+                                const EmbedderOptions& options) const;
+  // Trains, saves and publishes. Progress after every evaluation; cancel polled every step
+  // and once more before saving (CANCELLED).
+  absl::StatusOr<EmbedderInfo> Train(const Engine& engine, const std::string& id,
+                                     const std::vector<std::string>& zoos,
+                                     const EmbedderOptions& options, const ProgressFn& progress,
+                                     const CancelFn& cancel);
+
+  absl::StatusOr<EmbedderInfo> Get(const std::string& id) const;
+  std::vector<EmbedderInfo> List() const;  // by id
+  absl::Status Delete(const std::string& id);
+
+  // Checks and sizes a lookup (models x samples x points <= engine max_points_per_query).
+  absl::Status ValidateEmbed(const Engine& engine, const std::string& id,
+                             const EmbedQuery& query) const;
+  // [models, embedding_size] row-major.
+  absl::StatusOr<std::vector<float>> Embed(const Engine& engine, const std::string& id,
+                                           const EmbedQuery& query, const CancelFn& cancel);
+  // The k most cosine-similar models (default lookup: 4 samples, seed 0), the query excluded.
+  absl::StatusOr<std::vector<EmbedNeighbor>> FindNeighbors(const Engine& engine,
+                                                           const std::string& id,
+                                                           const NeighborQuery& query,
+                                                           const CancelFn& cancel);
+  // Probes of `target`: the learned embedding first, then gradient_profile (input Jacobian at 64
+  // fixed points: a linspace for 1-D inputs, Rng(0) points otherwise), weight_stats (per layer
+  // mean, std, mean |w|, max |w| of weights and mean, std of biases) and untrained_encoder (the
+  // same architecture at its seed's initial weights). Train split fits, validation split scores.
+  absl::StatusOr<std::vector<ProbeScore>> Probe(const Engine& engine, const std::string& id,
+                                                const ProbeQuery& query,
+                                                const CancelFn& cancel);
+
+  int64_t CachedEmbeddings() const;
+  ~EmbedderRegistry();
+
+  // A loaded embedder (opaque; defined in embedder.cc).
+  struct Loaded;
+
+ private:
+  using CacheKey = std::tuple<std::string, std::string, int64_t, std::string, int, int64_t>;
+  explicit EmbedderRegistry(Options options);
+  absl::StatusOr<std::shared_ptr<const Loaded>> Find(const std::string& id) const;
+  absl::StatusOr<std::vector<float>> EmbedWith(const Engine& engine, const Loaded& e,
+                                               bool untrained, const EmbedQuery& query,
+                                               const CancelFn& cancel);
+
+  const Options options_;
+  absl::Mutex write_mu_;  // serialises Train's publish and Delete
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const Loaded>> embedders_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Status> broken_ ABSL_GUARDED_BY(mu_);
+  std::map<CacheKey, std::vector<float>> cache_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace gradzoo::core
+
+#endif  // GRADZOO_CORE_EMBED_EMBEDDER_H_

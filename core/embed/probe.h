@@ -1,0 +1,57 @@
+// Probes of a representation: how well a label can be read off feature vectors.
+//
+// Both probes fit on the training rows and score on the validation rows. Features are first
+// standardised with the training rows' per-column mean and standard deviation (columns with
+// std < 1e-8 are only centred), so every representation is treated the same way.
+//
+//   Linear probe: multinomial logistic regression (softmax) on the standardised features with
+//     an L2 penalty, loss = mean_i -log softmax(W f_i + b)_{y_i} + (l2 / 2) |W|_F^2, minimised
+//     by full-batch gradient descent with Nesterov momentum (lr 0.5 / momentum 0.9,
+//     `iterations` steps from W = 0, b = 0: deterministic). Accuracy = fraction of validation
+//     rows whose argmax class (lowest class index on ties) is the true class.
+//   k-NN probe: cosine similarity between standardised vectors, the k most similar training
+//     rows vote (one vote each); ties between classes go to the lowest class id (what sklearn's
+//     majority vote does). Equal similarities are ordered by training row index.
+//
+// sklearn's LogisticRegression(C = 1 / (l2 * n_train)) and KNeighborsClassifier(metric="cosine")
+// on the same standardised features are the references in tests/core/embed_test.cc.
+//
+// Torch-free, pure C++; thread-compatible.
+#ifndef GRADZOO_CORE_EMBED_PROBE_H_
+#define GRADZOO_CORE_EMBED_PROBE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace gradzoo::core {
+
+struct ProbeData {
+  int dim = 0;
+  std::vector<float> train_x;  // [n_train, dim]
+  std::vector<int> train_y;    // class ids in [0, classes)
+  std::vector<float> val_x;    // [n_val, dim]
+  std::vector<int> val_y;
+  int classes = 0;
+};
+
+struct ProbeAccuracy {
+  double linear = 0.0;
+  double knn = 0.0;
+};
+
+// INVALID_ARGUMENT for inconsistent sizes, no training or validation rows, or k < 1.
+absl::StatusOr<ProbeAccuracy> RunProbes(const ProbeData& data, int k, double l2 = 1e-3,
+                                        int iterations = 500);
+
+// Standardises both row sets in place with the training rows' column statistics.
+void Standardise(int dim, std::vector<float>* train_x, std::vector<float>* val_x);
+
+// Cosine similarity a.b / (|a| |b|) (0 when either norm is 0), in double.
+double Cosine(const float* a, const float* b, int dim);
+
+}  // namespace gradzoo::core
+
+#endif  // GRADZOO_CORE_EMBED_PROBE_H_
