@@ -22,8 +22,13 @@
 #ifndef GRADZOO_CORE_GRAD_BIT_KEYS_H_
 #define GRADZOO_CORE_GRAD_BIT_KEYS_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/model.h"
 
@@ -31,6 +36,25 @@ namespace gradzoo::core {
 
 // Word offsets of the pattern layout above for `hidden` widths; back() is the total.
 std::vector<int> PatternWordOffsets(const std::vector<int>& hidden);
+
+// Packs the bits (z[u] > 0) of one layer's w pre-activations into ceil(w / 64) words at `dst`
+// (NaN counts as not active), four lanes at a time where SSE2 is available.
+inline void PackPositive(const float* z, int w, uint64_t* dst) {
+  for (int base = 0; base < w; base += 64) {
+    const int stop = std::min(w, base + 64);
+    uint64_t word = 0;
+    int u = base;
+#if defined(__SSE2__)
+    const __m128 zero = _mm_setzero_ps();
+    for (; u + 4 <= stop; u += 4) {
+      const int m = _mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(z + u), zero));
+      word |= static_cast<uint64_t>(m) << (u - base);
+    }
+#endif
+    for (; u < stop; ++u) word |= static_cast<uint64_t>(z[u] > 0.0f) << (u - base);
+    dst[base / 64] = word;
+  }
+}
 
 // An exact set of fixed-width keys (`words` uint64 each, possibly 0): open addressing with
 // linear probing over a 64-bit mix of the words; equal hashes are confirmed word by word, so

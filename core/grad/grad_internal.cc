@@ -31,15 +31,15 @@ void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out) {
       for (int64_t p = begin; p < end; ++p) {
         const float* row = zp + p * w;
         uint64_t* dst = out + p * words + offsets[l];
+        if (!tanh) {
+          PackPositive(row, w, dst);
+          continue;
+        }
         for (int base = 0; base < w; base += 64) {
           const int stop = std::min(w, base + 64);
           uint64_t word = 0;
-          if (tanh) {
-            for (int u = base; u < stop; ++u) {
-              word |= static_cast<uint64_t>(ActiveBit(row[u], Activation::kTanh)) << (u - base);
-            }
-          } else {
-            for (int u = base; u < stop; ++u) word |= static_cast<uint64_t>(row[u] > 0.0f) << (u - base);
+          for (int u = base; u < stop; ++u) {
+            word |= static_cast<uint64_t>(ActiveBit(row[u], Activation::kTanh)) << (u - base);
           }
           dst[base / 64] = word;
         }

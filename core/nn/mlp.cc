@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/grad/bit_keys.h"
@@ -173,9 +174,7 @@ at::Tensor ReluJacobianByPattern(const StackedMlp& mlp, const Capture& capture, 
       const int w = hidden[l];
       const float* zp = z[l].data_ptr<float>();
       for (int64_t p = begin; p < end; ++p) {
-        const float* row = zp + p * w;
-        uint64_t* dst = bits.data() + p * words + offsets[l];
-        for (int u = 0; u < w; ++u) dst[u / 64] |= static_cast<uint64_t>(row[u] > 0.0f) << (u % 64);
+        PackPositive(zp + p * w, w, bits.data() + p * words + offsets[l]);
       }
     }
   });

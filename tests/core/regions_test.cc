@@ -403,6 +403,22 @@ TEST(RegionsTest, PatternDeduplicatedInputJacobianMatchesAutograd) {
   }
 }
 
+TEST(RegionsTest, PackPositiveMatchesScalarBits) {
+  // 70 values (two words, an SSE2 tail): z > 0 sets the bit; 0, -0, negatives and NaN do not.
+  std::vector<float> z(70);
+  for (int u = 0; u < 70; ++u) z[u] = static_cast<float>((u * 37) % 11) - 5.0f;
+  z[3] = 0.0f;
+  z[5] = -0.0f;
+  z[8] = NAN;
+  z[69] = 1e-30f;
+  uint64_t words[2] = {~uint64_t{0}, ~uint64_t{0}};
+  PackPositive(z.data(), 70, words);
+  for (int u = 0; u < 70; ++u) {
+    EXPECT_EQ((words[u / 64] >> (u % 64)) & 1, z[u] > 0.0f ? 1u : 0u) << u;
+  }
+  EXPECT_EQ(words[1] >> 6, 0u);  // bits past the width stay clear
+}
+
 TEST(RegionsTest, BitKeySetIsExact) {
   BitKeySet set(2);
   std::vector<uint64_t> keys;
