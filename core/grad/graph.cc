@@ -436,7 +436,8 @@ std::string GraphToDot(const ComputationalGraph& g, const std::string& title) {
     absl::StrAppend(&out, "  ", Quote(g.nodes[e.from].id), " -> ", Quote(g.nodes[e.to].id),
                     " [penwidth=", absl::StrFormat("%.3f", width), ", color=\"",
                     e.signed_weight >= 0 ? "#1f77b4" : "#d62728", "\", weight=",
-                    Num(e.weight), "];\n");
+                    // Fixed notation: graphviz's parser rejects exponents like 5.3e-05.
+                    absl::StrFormat("%.6f", e.weight), "];\n");
   }
   out += "}\n";
   return out;

@@ -265,6 +265,12 @@ TEST(GraphTest, DotAndJsonTexts) {
   size_t arrows = 0;
   for (size_t p = dot.find("->"); p != std::string::npos; p = dot.find("->", p + 2)) ++arrows;
   EXPECT_EQ(arrows, 7u);
+  // Attribute values graphviz can parse: no exponent notation, even for tiny weights.
+  ComputationalGraph tiny = g;
+  tiny.edges[0].weight = 5.3e-5;
+  const std::string tiny_dot = GraphToDot(tiny, "t");
+  EXPECT_THAT(tiny_dot, HasSubstr("weight=0.000053"));
+  EXPECT_THAT(tiny_dot, ::testing::Not(HasSubstr("e-05")));
   const std::string json = GraphToJson(g);
   EXPECT_THAT(json, HasSubstr("\"directed\": true"));
   EXPECT_THAT(json, HasSubstr("{\"id\": \"L0:0\", \"layer\": 0, \"index\": 0, \"label\": \"x1\""));
