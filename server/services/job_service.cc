@@ -5,7 +5,9 @@
 #include "absl/synchronization/mutex.h"
 #include "core/util/status_macros.h"
 #include "gradzoo/v1/job.grpc.pb.h"
+#include "core/embed/embedder.h"
 #include "server/convert.h"
+#include "server/convert_embedding.h"
 
 namespace gradzoo::server {
 namespace {
@@ -117,16 +119,34 @@ std::string JobPayload(v1::ZooTraining zt) {
 
 class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackService {
  public:
-  explicit TrainingJobServiceImpl(const ServiceDeps& deps) : deps_(deps) {}
+  explicit TrainingJobServiceImpl(const ServiceDeps& deps)
+      : deps_(deps), embedders_(core::EmbedderRegistry::Shared(*deps.engine)) {}
 
   ServerUnaryReactor* CreateTrainingJob(CallbackServerContext* ctx,
                                         const v1::CreateTrainingJobRequest* req,
                                         v1::CreateTrainingJobResponse* resp) override {
     return Reply(ctx, [&]() -> absl::Status {
       if (req->job().has_embedder_training()) {
-        return absl::UnimplementedError(
-            "embedder_training jobs are not implemented in this release: the network embedder "
-            "(seed 003) lands later");
+        const v1::EmbedderTraining& et = req->job().embedder_training();
+        ASSIGN_OR_RETURN(EmbedderTrainingWork w, EmbedderTrainingFromProto(et));
+        if (!embedders_.ok()) return embedders_.status();
+        std::shared_ptr<core::EmbedderRegistry> reg = *embedders_;
+        RETURN_IF_ERROR(reg->ValidateTraining(*deps_.engine, w.id, w.zoos, w.options));
+        core::TrainProgress initial;
+        initial.total_steps = w.options.steps;
+        core::Engine* engine = deps_.engine;
+        ASSIGN_OR_RETURN(
+            JobSnapshot snap,
+            deps_.jobs->Submit(JobKind::kEmbedderTraining, w.id, et.SerializeAsString(),
+                               req->request_id(), initial,
+                               [reg, engine, w](const core::ProgressFn& progress,
+                                                const core::CancelFn& cancel) {
+                                 return reg->Train(*engine, w.id, w.zoos, w.options, progress,
+                                                   cancel)
+                                     .status();
+                               }));
+        JobToProto(snap, resp->mutable_job());
+        return absl::OkStatus();
       }
       if (!req->job().has_zoo_training()) {
         return absl::InvalidArgumentError("job: set zoo_training (what the job should train)");
@@ -187,6 +207,8 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
 
  private:
   const ServiceDeps deps_;
+  // Where embedder-training jobs publish (shared with the embedding service).
+  const absl::StatusOr<std::shared_ptr<core::EmbedderRegistry>> embedders_;
 };
 
 }  // namespace

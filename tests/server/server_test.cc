@@ -243,22 +243,7 @@ TEST_F(ServerTest, LaterRpcsAnswerUnimplementedNamingWhatIsMissing) {
     v1::Rpc##Response resp;                                              \
     expect_unimplemented(Stub->Rpc(&ctx, req, &resp), #Rpc);             \
   }
-  auto emb = v1::EmbeddingService::NewStub(ch);
-  CALL(emb, GetEmbedder)
-  CALL(emb, ListEmbedders)
-  CALL(emb, DeleteEmbedder)
-  CALL(emb, EmbedModels)
-  CALL(emb, FindNeighbors)
-  CALL(emb, RunProbe)
 #undef CALL
-  v1::TrainingJob job;
-  job.mutable_embedder_training()->set_embedder_id("e");
-  v1::CreateTrainingJobRequest req;
-  *req.mutable_job() = job;
-  grpc::ClientContext ctx;
-  v1::CreateTrainingJobResponse resp;
-  auto s = v1::TrainingJobService::NewStub(ch)->CreateTrainingJob(&ctx, req, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(ServerTest, ExportImportRoundTripAndImportModel) {

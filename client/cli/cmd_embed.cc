@@ -1,0 +1,227 @@
+// gradzoo embedder / embed / neighbors / probe / embedding-map: network embeddings (seed 003).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/cli/cli.h"
+#include "client/cli/svg.h"
+#include "client/cli/svg_embedding.h"
+#include "client/embedding_client.h"
+
+namespace gradzoo::client::cli {
+
+namespace {
+
+// Waits for an embedder-training job, printing its progress to stderr.
+absl::Status WaitForEmbedder(Context& c, const std::string& name) {
+  auto done = c.client->WaitForJob(name, [&](const v1::TrainingJob& j) {
+    if (c.json) return;
+    std::cerr << absl::StrFormat("%s step %d/%d train cloze %.4g validation cloze %.4g\n",
+                                 StateName(j.state()), j.progress().step(),
+                                 j.progress().total_steps(), j.progress().mean_train_loss(),
+                                 j.progress().mean_validation_loss());
+  });
+  if (!done.ok()) return done.status();
+  if (done->state() == v1::JOB_STATE_FAILED) {
+    return absl::InternalError(absl::StrCat("job failed: ", done->error()));
+  }
+  if (done->state() == v1::JOB_STATE_CANCELLED) return absl::CancelledError("job was cancelled");
+  return absl::OkStatus();
+}
+
+std::string EmbedderNameOf(const std::string& s) {
+  return s.rfind("embedders/", 0) == 0 ? s : "embedders/" + s;
+}
+
+std::vector<std::string> ZooList(const std::string& text) {
+  std::vector<std::string> out;
+  for (absl::string_view z : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    out.push_back(ZooNameOf(std::string(z)));
+  }
+  return out;
+}
+
+void PrintEmbedder(const v1::Embedder& e) {
+  std::cout << absl::StrFormat(
+      "%s  zoos %s  size %d  points %d  mask %.2f  steps %d  seed %d\n"
+      "  validation cloze MSE %.4g | mean-gradient baseline %.4g | interpolation baseline %.4g\n",
+      e.name(), absl::StrJoin(e.zoos(), ","), e.embedding_size(), e.points_per_sample(),
+      e.mask_rate(), e.steps(), e.seed(), e.validation_cloze_loss(),
+      e.mean_gradient_baseline_loss(), e.interpolation_baseline_loss());
+}
+
+absl::Status Embedder(Context& c) {
+  const auto& p = c.args.positional;
+  if (p.size() < 2) throw UsageError{"embedder takes train|list|get|delete"};
+  EmbeddingClient emb(*c.client);
+  const std::string& verb = p[1];
+  if (verb == "list") {
+    auto all = emb.ListEmbedders();
+    if (!all.ok()) return all.status();
+    for (const v1::Embedder& e : *all) {
+      if (c.json) {
+        std::cout << ToJson(e) << "\n";
+      } else {
+        PrintEmbedder(e);
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (p.size() != 3) throw UsageError{absl::StrCat("embedder ", verb, " takes one ID")};
+  if (verb == "get") {
+    auto e = emb.GetEmbedder(EmbedderNameOf(p[2]));
+    if (!e.ok()) return e.status();
+    if (c.json) {
+      std::cout << ToJson(*e);
+    } else {
+      PrintEmbedder(*e);
+    }
+    return absl::OkStatus();
+  }
+  if (verb == "delete") return emb.DeleteEmbedder(EmbedderNameOf(p[2]));
+  if (verb != "train") throw UsageError{absl::StrCat("unknown embedder verb \"", verb, "\"")};
+  if (!c.args.Has("zoo")) throw UsageError{"embedder train needs --zoo Z[,Z...]"};
+  v1::EmbedderTraining t;
+  t.set_embedder_id(p[2]);
+  for (const std::string& z : ZooList(c.args.Get("zoo"))) t.add_zoos(z);
+  if (c.args.Has("points")) t.set_points_per_sample(ParseOne<int>("points", c.args.Get("points")));
+  if (c.args.Has("mask-rate")) t.set_mask_rate(ParseOne<double>("mask-rate", c.args.Get("mask-rate")));
+  if (c.args.Has("size")) t.set_embedding_size(ParseOne<int>("size", c.args.Get("size")));
+  if (c.args.Has("steps")) t.set_steps(ParseOne<int>("steps", c.args.Get("steps")));
+  if (c.args.Has("seed")) t.set_seed(ParseOne<int64_t>("seed", c.args.Get("seed")));
+  if (c.args.Has("batch-models")) t.set_batch_models(ParseOne<int>("batch-models", c.args.Get("batch-models")));
+  if (c.args.Has("hidden")) t.set_hidden(ParseOne<int>("hidden", c.args.Get("hidden")));
+  if (c.args.Has("lr")) t.set_learning_rate(ParseOne<double>("lr", c.args.Get("lr")));
+  auto job = emb.CreateEmbedderTrainingJob(t, c.args.Get("request-id"));
+  if (!job.ok()) return job.status();
+  if (!c.args.Has("wait")) {
+    c.Say(job->name(), ToJson(*job));
+    return absl::OkStatus();
+  }
+  absl::Status s = WaitForEmbedder(c, job->name());
+  if (!s.ok()) return s;
+  auto e = emb.GetEmbedder(EmbedderNameOf(p[2]));
+  if (!e.ok()) return e.status();
+  if (!c.json) PrintEmbedder(*e);
+  return absl::OkStatus();
+}
+
+absl::Status Embed(Context& c) {
+  const auto& p = c.args.positional;
+  if (p.size() < 3) throw UsageError{"embed takes EMBEDDER MODEL..."};
+  std::vector<std::string> models;
+  for (size_t i = 2; i < p.size(); ++i) models.push_back(ModelNameOf(p[i]));
+  EmbeddingClient emb(*c.client);
+  auto r = emb.EmbedModels(EmbedderNameOf(p[1]), models,
+                           c.args.Has("samples") ? ParseOne<int>("samples", c.args.Get("samples")) : 0,
+                           c.args.Has("seed") ? ParseOne<int64_t>("seed", c.args.Get("seed")) : 0);
+  if (!r.ok()) return r.status();
+  const int64_t dim = r->shape.size() == 2 ? r->shape[1] : 0;
+  for (size_t i = 0; i < models.size(); ++i) {
+    std::vector<std::string> v;
+    for (int64_t j = 0; j < dim; ++j) v.push_back(absl::StrFormat("%.6g", r->data[i * dim + j]));
+    if (c.json) {
+      std::cout << "{\"model\": \"" << models[i] << "\", \"embedding\": [" << absl::StrJoin(v, ", ")
+                << "]}\n";
+    } else {
+      std::cout << models[i] << "  " << absl::StrJoin(v, " ") << "\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Neighbors(Context& c) {
+  const auto& p = c.args.positional;
+  if (p.size() != 3) throw UsageError{"neighbors takes EMBEDDER MODEL"};
+  EmbeddingClient emb(*c.client);
+  auto r = emb.FindNeighbors(EmbedderNameOf(p[1]), ModelNameOf(p[2]),
+                             c.args.Has("k") ? ParseOne<int>("k", c.args.Get("k")) : 5,
+                             ZooList(c.args.Get("zoos")));
+  if (!r.ok()) return r.status();
+  for (const v1::Neighbor& n : *r) {
+    if (c.json) {
+      std::cout << ToJson(n) << "\n";
+    } else {
+      std::cout << absl::StrFormat("%-32s %.4f  %s\n", n.model(), n.similarity(), n.label());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Probe(Context& c) {
+  const auto& p = c.args.positional;
+  if (p.size() != 2 || !c.args.Has("zoo")) throw UsageError{"probe takes EMBEDDER --zoo Z[,Z...]"};
+  EmbeddingClient emb(*c.client);
+  auto r = emb.RunProbe(EmbedderNameOf(p[1]), ZooList(c.args.Get("zoo")),
+                        c.args.Get("target", "label"),
+                        c.args.Has("k") ? ParseOne<int>("k", c.args.Get("k")) : 0);
+  if (!r.ok()) return r.status();
+  if (!c.json) std::cout << "representation       linear    k-NN   (validation models, classes)\n";
+  for (const v1::ProbeScores& s : *r) {
+    if (c.json) {
+      std::cout << ToJson(s) << "\n";
+    } else {
+      std::cout << absl::StrFormat("%-20s %6.3f  %6.3f   (%d, %d)\n", s.representation(),
+                                   s.linear_accuracy(), s.knn_accuracy(), s.validation_models(),
+                                   s.classes());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingMap(Context& c) {
+  const auto& p = c.args.positional;
+  if (p.size() != 2 || !c.args.Has("zoo") || !c.args.Has("out")) {
+    throw UsageError{"embedding-map takes EMBEDDER --zoo Z[,Z...] --out FILE.svg"};
+  }
+  std::vector<std::string> models, labels;
+  for (const std::string& z : ZooList(c.args.Get("zoo"))) {
+    auto zoo_models = c.client->ListModels(z, false);
+    if (!zoo_models.ok()) return zoo_models.status();
+    for (const v1::Model& m : *zoo_models) {
+      models.push_back(m.name());
+      labels.push_back(m.label());
+    }
+  }
+  if (models.empty()) return absl::FailedPreconditionError("the zoos hold no models");
+  EmbeddingClient emb(*c.client);
+  auto r = emb.EmbedModels(EmbedderNameOf(p[1]), models);
+  if (!r.ok()) return r.status();
+  const int dim = static_cast<int>(r->shape[1]);
+  std::string doc = svg::EmbeddingMap(r->data, static_cast<int>(models.size()), dim, labels,
+                                      absl::StrCat("Embeddings of ", c.args.Get("zoo"), " (",
+                                                   EmbedderNameOf(p[1]), "), PCA"));
+  absl::Status s = svg::WriteFile(c.args.Get("out"), doc);
+  if (!s.ok()) return s;
+  c.Say(absl::StrCat("wrote ", c.args.Get("out"), " (", models.size(), " models)"),
+        absl::StrCat("{\"out\": \"", c.args.Get("out"), "\", \"models\": ", models.size(), "}"));
+  return absl::OkStatus();
+}
+
+const bool kRegistered =
+    RegisterSwitch("wait") &&
+    RegisterCommand({"embedder", 80,
+                     "  embedder train ID --zoo Z[,Z] [options] [--wait]   train a network embedder (job)\n"
+                     "      --points N  --mask-rate R  --size E  --steps S  --seed N\n"
+                     "      --batch-models B  --hidden H  --lr X\n"
+                     "  embedder list | get ID | delete ID\n",
+                     Embedder}) &&
+    RegisterCommand({"embed", 81,
+                     "  embed EMBEDDER MODEL... [--samples S] [--seed N]   embeddings of models\n",
+                     Embed}) &&
+    RegisterCommand({"neighbors", 82,
+                     "  neighbors EMBEDDER MODEL [--k K] [--zoos Z,...]    nearest models (cosine)\n",
+                     Neighbors}) &&
+    RegisterCommand({"probe", 83,
+                     "  probe EMBEDDER --zoo Z[,Z] [--target label|task|variant|lambda] [--k K]\n"
+                     "                               linear / k-NN probe accuracy with baselines\n",
+                     Probe}) &&
+    RegisterCommand({"embedding-map", 84,
+                     "  embedding-map EMBEDDER --zoo Z[,Z] --out FILE.svg  2-D PCA map coloured by label\n",
+                     EmbeddingMap});
+
+}  // namespace
+}  // namespace gradzoo::client::cli
