@@ -11,7 +11,7 @@ PACKAGES=(
   libeigen3-dev libspdlog-dev libgtest-dev libgmock-dev libabsl-dev libsqlite3-dev libssl-dev zlib1g-dev
   dataset-fashion-mnist
   python3 python3-grpcio python3-protobuf python3-numpy python3-torch
-  python3-nbconvert python3-ipykernel python3-matplotlib
+  python3-nbconvert python3-ipykernel python3-matplotlib python3-sklearn
   graphviz nginx openssl clang
 )
 # Node.js and npm (for buf) may come from outside Debian; install Debian's only if absent.
