@@ -40,20 +40,6 @@ class FinishedReader final : public grpc::ServerReadReactor<T> {
   void OnDone() override { delete this; }
 };
 
-inline grpc::Status Unimplemented(const char* rpc, const char* missing) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      absl::StrCat(rpc, " is not implemented in this release: ", missing,
-                                   " lands later (see the README's API status)"));
-}
-
-// Finishes a unary RPC that lands in a later release.
-#define GRADZOO_UNIMPLEMENTED_UNARY(Rpc, what)                                \
-  ServerUnaryReactor* Rpc(CallbackServerContext* ctx, const v1::Rpc##Request*, \
-                          v1::Rpc##Response*) override {                       \
-    ServerUnaryReactor* r = ctx->DefaultReactor();                             \
-    r->Finish(Unimplemented(#Rpc, what));                                      \
-    return r;                                                                  \
-  }
 
 // One factory per service (server/services/<name>_service.cc).
 std::unique_ptr<grpc::Service> MakeZooService(const ServiceDeps& deps);

@@ -229,23 +229,6 @@ TEST_F(ServerTest, RequestIdIsIdempotentAndCancelIsQuick) {
   EXPECT_THAT(client_->GetZoo("zoos/long"), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 }
 
-TEST_F(ServerTest, LaterRpcsAnswerUnimplementedNamingWhatIsMissing) {
-  auto ch = Channel();
-  auto expect_unimplemented = [](const grpc::Status& s, const char* rpc) {
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << rpc;
-    EXPECT_THAT(s.error_message(), HasSubstr(rpc));
-    EXPECT_THAT(s.error_message(), HasSubstr("lands later"));
-  };
-#define CALL(Stub, Rpc)                                                  \
-  {                                                                      \
-    grpc::ClientContext ctx;                                             \
-    v1::Rpc##Request req;                                                \
-    v1::Rpc##Response resp;                                              \
-    expect_unimplemented(Stub->Rpc(&ctx, req, &resp), #Rpc);             \
-  }
-#undef CALL
-}
-
 TEST_F(ServerTest, ExportImportRoundTripAndImportModel) {
   TrainZoo("src", SmallSpec(50));
   ASSERT_OK_AND_ASSIGN(std::string archive, client_->ExportZoo("zoos/src"));
