@@ -46,7 +46,7 @@ for t in "${TARGETS[@]}"; do
   else
     failed+=("$t")
     echo "FAIL fuzz_$t (log $log):"
-    grep -E "ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==" "$log" | head -20
+    grep -E "^==[0-9]+== ?ERROR|SUMMARY|runtime error|Test unit written" "$log" | head -8
   fi
 done
 echo "run_fuzz: $(( ${#TARGETS[@]} - ${#failed[@]} ))/${#TARGETS[@]} targets clean, $(( $(date +%s) - start ))s in all"
