@@ -377,6 +377,181 @@ class FieldTest(unittest.TestCase):
             self.assertAlmostEqual(cpp["summary"][k], f.summary[k], delta=1e-12, msg=k)
 
 
+    def test_million_point_field_of_4x64x64x2_model_arrives_intact(self):
+        """Issue 4: a 1M-point field of a 4-64-64-2 ReLU model through the Python client, every
+        point checked: coordinates against the grid formula (exact), outputs and gradients
+        against LibTorch autograd on the same float32 points (1e-4). Points within 1e-4 of a
+        kink (where float32 summation order may flip a unit) are left out, and must be < 1%."""
+        import torch
+        import torch.nn as nn
+        torch.manual_seed(4)
+        net = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                            nn.Linear(64, 2))
+        stored = CLIENT.import_torch("big", net, task="mul2", seed=4)
+        steps = 1000
+        (f,) = CLIENT.gradient_field(stored, grid=[(0, -1.5, 1.5, steps), (1, -1.5, 1.5, steps)],
+                                     fixed=[0, 0, 0.3, -0.2], outputs=True, timeout=300)
+        self.assertEqual((f.n, f.input_dim, f.output_dim), (steps * steps, 4, 2))
+        self.assertEqual(f.grid_shape, (steps, steps))
+        self.assertEqual(f.gradients.shape, (steps * steps, 2, 4))
+        axis = (-1.5 + 3.0 * (np.arange(steps) / (steps - 1))).astype(np.float32)
+        want = np.empty((steps * steps, 4), dtype=np.float32)
+        want[:, 0] = np.repeat(axis, steps)
+        want[:, 1] = np.tile(axis, steps)
+        want[:, 2:] = np.array([0.3, -0.2], dtype=np.float32)
+        np.testing.assert_array_equal(f.points, want)
+        x = torch.from_numpy(want).requires_grad_(True)
+        z1 = net[0](x)
+        z2 = net[2](torch.relu(z1))
+        y = net[4](torch.relu(z2))
+        grads = np.stack([torch.autograd.grad(y[:, o].sum(), x, retain_graph=True)[0].numpy()
+                          for o in range(2)], axis=1)
+        with torch.no_grad():
+            kink = ((z1.abs() < 1e-4).any(1) | (z2.abs() < 1e-4).any(1)).numpy()
+        self.assertLess(kink.sum(), f.n // 100)
+        np.testing.assert_allclose(f.outputs, y.detach().numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(f.gradients[~kink], grads[~kink], rtol=0, atol=1e-4)
+        # The slice really has many linear regions (the field is not trivially constant).
+        self.assertGreater(len(np.unique(f.gradients[~kink].reshape(-1, 8), axis=0)), 100)
+
+
+def relu_forward(model, x):
+    """Hidden post-activations and ReLU masks of ``model`` (numpy, float64) at points ``x``."""
+    h, posts, masks = np.asarray(x, dtype=np.float64), [], []
+    for layer in model.layers[:-1]:
+        z = h @ layer.weight.T.astype(np.float64) + layer.bias
+        masks.append(z > 0)
+        h = np.maximum(z, 0.0)
+        posts.append(h)
+    return posts, masks
+
+
+class RegionAndOrthogonalityTest(unittest.TestCase):
+    """count_regions / region_partition / orthogonality against numpy and torch references."""
+
+    def test_count_regions_matches_numpy_patterns(self):
+        m = CLIENT.model("fx/m0000")
+        rc = CLIENT.count_regions(m, grid=[(0, 0, 1, 60), (1, 0, 1, 60)], per_layer=True)
+        g = np.linspace(0, 1, 60)
+        pts = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+        pts = np.concatenate([pts, np.full((len(pts), 2), 0.5)], axis=1).astype(np.float32)
+        _, masks = relu_forward(m, pts)
+        keys = np.packbits(np.concatenate(masks, axis=1), axis=1)
+        _, sizes = np.unique(keys, axis=0, return_counts=True)
+        self.assertEqual(rc.points, 3600)
+        self.assertEqual(rc.regions, len(sizes))
+        np.testing.assert_array_equal(rc.region_sizes, np.sort(sizes)[::-1])
+        self.assertFalse(rc.clustered)
+        self.assertEqual(len(rc.unique_gradients), 2)
+        self.assertTrue(all(1 <= u <= rc.regions for u in rc.unique_gradients))
+        self.assertEqual(rc.outputs_coincide, all(u == rc.combinations
+                                                  for u in rc.unique_gradients))
+        self.assertEqual([l.layer for l in rc.layers], [0, 1])
+
+    def test_partition_is_exact_against_autograd_and_sampling(self):
+        m = CLIENT.model("fx/m0000")
+        part = CLIENT.region_partition(m, [(0, 0, 1), (1, 0, 1)], fixed=[0.5] * 4)
+        self.assertEqual(part.region_count, len(part.regions))
+        self.assertAlmostEqual(part.slice_area, 1.0, places=12)
+        self.assertAlmostEqual(sum(r.area for r in part.regions), 1.0, places=9)
+        net = gradzoo.to_torch(m)
+        import torch
+        for r in part.regions:
+            self.assertEqual(r.vertices.shape[1], 2)
+            self.assertEqual(r.gradient.shape, (2, 2))
+            c = r.vertices.mean(axis=0)  # inside: the cells are convex
+            x = torch.tensor([[c[0], c[1], 0.5, 0.5]], dtype=torch.float64, requires_grad=True)
+            y = net.double()(x)
+            for o in range(2):
+                (gx,) = torch.autograd.grad(y[0, o], x, retain_graph=True)
+                np.testing.assert_allclose(r.gradient[o], gx[0, :2].numpy(), atol=1e-4)
+                self.assertAlmostEqual(float(r.gradient[o] @ c + r.offset[o]),
+                                       float(y[0, o]), delta=1e-4)
+        sampled = CLIENT.count_regions(m, grid=[(0, 0, 1, 200), (1, 0, 1, 200)])
+        self.assertLessEqual(sampled.regions, part.region_count)
+
+    def test_orthogonality_cos_matches_numpy(self):
+        pts = np.random.default_rng(5).uniform(0, 1, size=(300, 4))
+        orth = CLIENT.orthogonality("fx", method="cos", layers=[1], points=pts)
+        self.assertEqual(orth.method, "cos")
+        self.assertEqual(orth.layers, [(1, "post")])
+        by_model = {name: score for s in orth.settings for name, _, score, _ in s.models}
+        self.assertEqual(len(by_model), 4)
+        for m in CLIENT.models("fx", weights=True):
+            posts, masks = relu_forward(m, pts.astype(np.float32))
+            w2, w3 = (l.weight.astype(np.float64) for l in m.layers[1:])
+            # d y_o / d h1 = W3[o] diag(mask2) W2, per point.
+            g = np.einsum("ok,nk,kj->noj", w3, masks[1].astype(np.float64), w2)
+            na, nb = np.linalg.norm(g[:, 0], axis=1), np.linalg.norm(g[:, 1], axis=1)
+            keep = (na > 1e-200) & (nb > 1e-200)
+            cos = np.abs((g[keep, 0] * g[keep, 1]).sum(1)) / (na[keep] * nb[keep])
+            self.assertAlmostEqual(by_model[m.name], 1.0 - cos.mean(), places=5, msg=m.name)
+        lam, mean, std = orth.curve()
+        np.testing.assert_array_equal(lam, [0.0, 0.5])
+        self.assertTrue(np.all(std >= 0))
+        with self.assertRaises(ValueError):
+            CLIENT.orthogonality("fx", method="angles")
+        with self.assertRaises(gradzoo.NotFoundError):
+            CLIENT.orthogonality("no-such-zoo")
+
+
+class EmbeddingTest(unittest.TestCase):
+    """train_embedder / embed / neighbors / probe on a small poly1d zoo."""
+
+    @classmethod
+    def setUpClass(cls):
+        CLIENT.train("px", task="poly1d", lambdas=[0.0], seeds=list(range(6)),
+                     validation_seeds=[4, 5], hidden=[16, 16], steps=300, batch_size=128,
+                     train_examples=512, validation_examples=128,
+                     task_options={"families": 3}).wait(progress=False, timeout=300)
+        job = CLIENT.train_embedder("pe", ["px"], steps=60, seed=3)
+        job.wait(progress=False, timeout=300)
+        cls.models = CLIENT.models("px")
+
+    def test_embedder_metadata(self):
+        e = CLIENT.embedder("pe")
+        self.assertEqual((e.name, e.id, e.zoos), ("embedders/pe", "pe", ["zoos/px"]))
+        self.assertEqual((e.input_dim, e.output_dim, e.steps), (1, 1, 60))
+        self.assertGreater(e.mean_gradient_baseline_loss, 0)
+        self.assertIn("embedders/pe", [x.name for x in CLIENT.embedders()])
+
+    def test_embed_is_deterministic_and_neighbours_are_cosine(self):
+        v = CLIENT.embed("pe", self.models, seed=11)
+        self.assertEqual(v.shape, (18, CLIENT.embedder("pe").embedding_size))
+        np.testing.assert_array_equal(v, CLIENT.embed("pe", self.models, seed=11))
+        one = CLIENT.embed("pe", self.models[3].name, seed=11)
+        np.testing.assert_allclose(one[0], v[3], rtol=1e-6, atol=1e-6)
+        near = CLIENT.neighbors("pe", self.models[0], k=4)
+        self.assertEqual(len(near), 4)
+        sims = [n.similarity for n in near]
+        self.assertEqual(sims, sorted(sims, reverse=True))
+        self.assertNotIn(self.models[0].name, [n.model for n in near])
+        self.assertTrue(all(n.label.startswith("poly1d-") for n in near))
+        # Similarities are cosines of the embeddings a default lookup returns.
+        d = CLIENT.embed("pe", self.models)
+        d = d / np.linalg.norm(d, axis=1, keepdims=True)
+        index = {m.name: i for i, m in enumerate(self.models)}
+        for n in near:
+            self.assertAlmostEqual(n.similarity, float(d[0] @ d[index[n.model]]), places=5)
+        others = sorted((float(d[0] @ d[j]) for j in range(1, len(d))), reverse=True)
+        np.testing.assert_allclose(sims, others[:4], atol=1e-5)
+
+    def test_probe_reports_embedding_and_baselines(self):
+        scores = CLIENT.probe("pe", ["px"], target="task")
+        reps = [s.representation for s in scores]
+        self.assertEqual(reps[0], "embedding")
+        self.assertIn("untrained_encoder", reps)
+        for s in scores:
+            self.assertTrue(0.0 <= s.linear_accuracy <= 1.0 and 0.0 <= s.knn_accuracy <= 1.0)
+            self.assertEqual((s.train_models, s.validation_models), (12, 6))
+
+    def test_errors(self):
+        with self.assertRaises(gradzoo.NotFoundError):
+            CLIENT.embed("no-such-embedder", self.models[:1])
+        with self.assertRaises(gradzoo.NotFoundError):
+            CLIENT.neighbors("pe", "px/m9999")
+
+
 class JobTest(unittest.TestCase):
 
     def test_fixture_wait_reported_progress(self):

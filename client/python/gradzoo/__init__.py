@@ -23,6 +23,8 @@ __path__ = pkgutil.extend_path(__path__, __name__)  # also BUILD/python/gradzoo 
 from .errors import *  # noqa: E402,F401,F403  (GradzooError and one class per code)
 from .errors import GradzooError, JobFailedError  # noqa: E402
 from .client import Client, DEFAULT_ADDRESS  # noqa: E402
+from .analysis import (Embedder, Neighbor, ProbeScores, Region, RegionCount,  # noqa: E402
+                       RegionPartition, SettingScores, ZooOrthogonality)
 from .display import ProgressDisplay, Table  # noqa: E402
 from .jobs import FINAL_STATES, Job  # noqa: E402
 from .local import LocalServer, find_server_binary  # noqa: E402

@@ -4,7 +4,7 @@ Deadlines: every unary call gets ``timeout`` seconds (default 30), streamed quer
 fields) ``stream_timeout`` (default 600); each method also takes its own ``timeout=``. Errors raise
 :class:`gradzoo.GradzooError` subclasses carrying the gRPC code name and the server's message.
 
-Not covered by a typed method yet? ``client.call("CountLinearRegions", model=..., points={...})``
+Not covered by a typed method yet? ``client.call("ComputeLayerPca", model=..., layer={...})``
 reaches every RPC of every gradzoo.v1 service (request from a message, a dict or keywords). A
 typed method is a few lines on top of :meth:`Client._unary` / :meth:`Client._stream`.
 """
@@ -18,6 +18,8 @@ from google.protobuf import json_format
 
 from . import _stubs
 from .errors import GradzooError, error_from_rpc, make_error
+from ._points import fill_point_set
+from .analysis import AnalysisCalls
 from .jobs import Job
 from .tensors import encode_tensor
 from .types import Model, ServerInfo, Zoo, _FieldAssembler, job_name, model_name, zoo_name
@@ -59,7 +61,7 @@ def _health_status(data):
     return 0
 
 
-class Client:
+class Client(AnalysisCalls):
     """A connection to gradzoo-server.
 
     ``address``: "host:port" (default $GRADZOO_SERVER, else 127.0.0.1:50551). ``token``: sent as
@@ -333,8 +335,6 @@ class Client:
         out of range, NaN bounds, wrong point shape), ResourceExhaustedError (points x models
         over the server's max_points_per_query).
         """
-        if (grid is None) == (points is None):
-            raise ValueError("give exactly one of grid= or points=")
         gradient_pb2 = _stubs.module("gradient_pb2")
         req = gradient_pb2.ComputeGradientFieldRequest(
             compare_with_theory=bool(theory), include_outputs=bool(outputs),
@@ -345,27 +345,7 @@ class Client:
             req.selection.models.extend(model_name(m) for m in models)
         if zoo is not None:
             req.selection.zoo = zoo_name(zoo)
-        grid_shape = None
-        if grid is not None:
-            g = req.points.grid
-            for axis in grid:
-                a = g.axes.add()
-                if isinstance(axis, dict):
-                    json_format.ParseDict(axis, a)
-                else:
-                    if len(axis) != 4:
-                        raise ValueError(f"grid axis {axis!r} is not (input_index, lo, hi, steps)")
-                    a.input_index, a.min, a.max, a.steps = (int(axis[0]), float(axis[1]),
-                                                            float(axis[2]), int(axis[3]))
-            if fixed is not None:
-                g.fixed_values.extend(float(v) for v in fixed)
-            grid_shape = tuple(a.steps for a in g.axes)
-        else:
-            if fixed is not None:
-                raise ValueError("fixed= applies to grid= queries only")
-            pts = np.asarray(points)
-            encode_tensor(pts, np.float32 if pts.dtype == np.float32 else np.float64,
-                          out=req.points.explicit_points)
+        grid_shape = fill_point_set(req.points, grid, fixed, points)
         assembler = _FieldAssembler(grid_shape)
         for msg in self._stream("ComputeGradientField", req, timeout=timeout):
             assembler.add(msg)
