@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "client/cli/cli.h"
 #include "client/cli/svg.h"
+#include "client/embedding_client.h"
 
 namespace gradzoo::client::cli {
 namespace {
@@ -71,7 +72,10 @@ absl::Status Demo(Context& c) {
   const bool retrain = c.args.Has("retrain");
   auto exists = [&](const std::string& zoo) { return c.client->GetZoo("zoos/" + zoo).ok(); };
   if (retrain) {
-    for (const char* z : {"field-demo", "lambda-sweep"}) (void)c.client->DeleteZoo(std::string("zoos/") + z);
+    EmbeddingClient(*c.client).DeleteEmbedder("embedders/poly-embedder").IgnoreError();
+    for (const char* z : {"field-demo", "lambda-sweep", "poly-families"}) {
+      (void)c.client->DeleteZoo(std::string("zoos/") + z);
+    }
   }
 
   std::vector<Step> steps;
@@ -130,6 +134,38 @@ absl::Status Demo(Context& c) {
                    {"graph", "field-demo/m0000", "--max-edges", "400", "--svg",
                     "{out}/graph.svg"},
                    {"graph.svg"}});
+
+  if (!exists("poly-families")) {
+    steps.push_back({"Train a zoo of functions (seed 003)",
+                     "poly1d: 6 families of random degree 3-4 polynomials on [-1,1], 8 seeds "
+                     "each (seeds 6 and 7 held out for validation), 1-16-16-1 ReLU: 48 models "
+                     "in one batched job.",
+                     {"train", "poly-families", "--task", "poly1d", "--families", "6", "--seeds",
+                      "0,1,2,3,4,5,6,7", "--validation-seeds", "6,7", "--hidden", "16,16",
+                      "--steps", "1500", "--batch", "128", "--lr", "0.005", "--train-examples",
+                      "512"},
+                     {}});
+  }
+  if (!EmbeddingClient(*c.client).GetEmbedder("embedders/poly-embedder").ok()) {
+    steps.push_back({"Train the cloze embedder (seed 003)",
+                     "A set encoder over (x, gradient, mask) points learns to fill in masked "
+                     "unique gradients of the training-split networks.",
+                     {"embedder", "train", "poly-embedder", "--zoo", "poly-families", "--steps",
+                      "600", "--wait"},
+                     {}});
+  }
+  steps.push_back({"The embedding space",
+                   "Every network as one vector (2-D PCA), coloured by the family that trained "
+                   "it: networks computing the same function land together.",
+                   {"embedding-map", "poly-embedder", "--zoo", "poly-families", "--out",
+                    "{out}/embedding_map.svg"},
+                   {"embedding_map.svg"}});
+  steps.push_back({"Does the embedding know the function?",
+                   "Linear and 5-NN probes of the family on validation seeds, next to the "
+                   "server's baselines (raw gradient profile, weight statistics, untrained "
+                   "encoder).",
+                   {"probe", "poly-embedder", "--zoo", "poly-families", "--target", "label"},
+                   {}});
 
   std::vector<bool> ok;
   absl::Status first_error;

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,6 +63,42 @@ absl::Status WatchJob(Context& c, const std::string& name) {
   return absl::OkStatus();
 }
 
+// --custom-data FILE.csv --inputs N: one example per line, N input columns then the targets,
+// comma- or blank-separated; blank lines and lines starting with '#' are skipped.
+void ReadCustomData(const std::string& path, int inputs, v1::TaskSpec* task) {
+  std::ifstream in(path);
+  if (!in) throw UsageError{absl::StrCat("--custom-data: cannot read ", path)};
+  if (inputs <= 0) throw UsageError{"--custom-data needs --inputs N (input columns, >= 1)"};
+  std::vector<float> x, y;
+  int64_t rows = 0, cols = -1;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    const absl::string_view text = absl::StripAsciiWhitespace(line);
+    if (text.empty() || text[0] == '#') continue;
+    std::vector<float> row;
+    for (absl::string_view f : absl::StrSplit(text, absl::ByAnyChar(", \t"), absl::SkipEmpty())) {
+      float v;
+      if (!absl::SimpleAtof(f, &v) || !std::isfinite(v)) {
+        throw UsageError{absl::StrCat(path, ":", line_no, ": \"", f, "\" is not a finite number")};
+      }
+      row.push_back(v);
+    }
+    if (cols < 0) cols = static_cast<int64_t>(row.size());
+    if (static_cast<int64_t>(row.size()) != cols) {
+      throw UsageError{absl::StrCat(path, ":", line_no, ": ", row.size(), " columns, the first row has ", cols)};
+    }
+    if (cols <= inputs) {
+      throw UsageError{absl::StrCat(path, ": ", cols, " columns leave no target after ", inputs, " inputs")};
+    }
+    x.insert(x.end(), row.begin(), row.begin() + inputs);
+    y.insert(y.end(), row.begin() + inputs, row.end());
+    ++rows;
+  }
+  if (rows == 0) throw UsageError{absl::StrCat("--custom-data: ", path, " has no rows")};
+  EncodeTensor({rows, inputs}, x.data(), task->mutable_custom_inputs());
+  EncodeTensor({rows, cols - inputs}, y.data(), task->mutable_custom_targets());
+}
+
 absl::Status Train(Context& c, const std::string& zoo_id) {
   v1::ZooSpec spec;
   spec.mutable_task()->set_name(c.args.Get("task", "mul2"));
@@ -101,6 +139,18 @@ absl::Status Train(Context& c, const std::string& zoo_id) {
   if (c.args.Has("validation-examples")) {
     spec.mutable_task()->set_validation_examples(
         ParseOne<int>("validation-examples", c.args.Get("validation-examples")));
+  }
+  if (c.args.Has("families")) spec.mutable_task()->set_families(ParseOne<int>("families", c.args.Get("families")));
+  if (c.args.Has("similarity")) {
+    spec.mutable_task()->set_similarity(ParseOne<double>("similarity", c.args.Get("similarity")));
+  }
+  if (c.args.Has("family-seed")) {
+    spec.mutable_task()->set_family_seed(ParseOne<int64_t>("family-seed", c.args.Get("family-seed")));
+  }
+  if (c.args.Has("data-path")) spec.mutable_task()->set_data_path(c.args.Get("data-path"));
+  if (c.args.Has("custom-data")) {
+    ReadCustomData(c.args.Get("custom-data"), ParseOne<int>("inputs", c.args.Get("inputs", "0")),
+                   spec.mutable_task());
   }
   auto job = c.client->CreateZooTrainingJob(zoo_id, spec, c.args.Get("request-id"));
   if (!job.ok()) return job.status();
@@ -148,7 +198,11 @@ const bool kRegistered =
     RegisterSwitch("no-wait") &&
     RegisterCommand({"train", 30,
                      "  train ZOO_ID [options]       train a zoo as one batched job; waits with a progress bar\n"
-                     "      --task NAME              task (default mul2: y1 = x1*x2, y2 = x3*x4 on [0,1]^4)\n"
+                     "      --task NAME              mul2 (default: y1 = x1*x2, y2 = x3*x4 on [0,1]^4), mul, gate,\n"
+                     "                               subdiv, poly1d, fashion-mnist, custom (formulas: core/tasks/task.h)\n"
+                     "      --families N --similarity S --family-seed N   poly1d: families, closeness, draw\n"
+                     "      --data-path P            fashion-mnist: IDX directory or prefix (default: Debian's)\n"
+                     "      --custom-data F.csv --inputs N   custom: N input columns, then the targets\n"
                      "      --lambdas L,L,...        soft task mixing values (default 0)\n"
                      "      --seeds S,S,...          one model per (lambda, seed) (default 0)\n"
                      "      --validation-seeds S,..  seeds of the validation split\n"

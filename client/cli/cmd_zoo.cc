@@ -79,12 +79,19 @@ absl::Status ZooGet(Context& c, const std::string& name) {
     return absl::OkStatus();
   }
   const auto& sp = z->spec();
+  std::string task = sp.task().name();
+  if (task == "poly1d") {
+    absl::StrAppendFormat(&task, " (%d families, similarity %g, family seed %d)", sp.task().families(),
+                          sp.task().similarity(), sp.task().family_seed());
+  } else if (!sp.task().data_path().empty()) {
+    absl::StrAppend(&task, " (", sp.task().data_path(), ")");
+  }
   std::cout << absl::StrFormat(
       "%s\n  models       %d (%d-> ... ->%d: %s, %s)\n  task         %s, lambdas [%s]\n"
       "  seeds        [%s], validation [%s]\n  training     %d steps, lr %g, batch %d\n"
       "  stored       %d bytes\n",
       z->name(), z->model_count(), z->input_dim(), z->output_dim(), Arch(*z),
-      v1::Activation_Name(sp.architecture().activation()), sp.task().name(),
+      v1::Activation_Name(sp.architecture().activation()), task,
       absl::StrJoin(sp.task().lambdas(), ", "), absl::StrJoin(sp.seeds(), ", "),
       absl::StrJoin(sp.validation_seeds(), ", "), sp.training().steps(),
       sp.training().learning_rate(), sp.training().batch_size(), z->stored_bytes());

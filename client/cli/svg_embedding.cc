@@ -72,8 +72,13 @@ std::string EmbeddingMap(const std::vector<float>& x, int n, int dim,
   const auto [y0, y1] = range(py);
   auto sx = [&, x0 = x0, x1 = x1](double v) { return left + (v - x0) / (x1 - x0) * (w - left - right); };
   auto sy = [&, y0 = y0, y1 = y1](double v) { return h - bottom - (v - y0) / (y1 - y0) * (h - top - bottom); };
-  auto colour = [&](const std::string& l) {
-    return Viridis(next > 1 ? ids[l] / static_cast<double>(next - 1) : 0.5);
+  // Up to ten labels: matplotlib's categorical tab10 (neighbouring labels stay distinct);
+  // more: Viridis over the sorted labels.
+  static constexpr const char* kTab10[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  auto colour = [&](const std::string& l) -> std::string {
+    if (next <= 10) return kTab10[ids[l]];
+    return Viridis(ids[l] / static_cast<double>(next - 1));
   };
   std::string s = absl::StrFormat(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">\n"

@@ -1,5 +1,6 @@
 // Embedding map: a 2-D PCA projection of embeddings as an SVG scatter plot, one colour per
-// label (Viridis over the sorted distinct labels), with a legend.
+// label (matplotlib's tab10 for up to ten distinct labels, else Viridis over the sorted
+// labels), with a legend.
 //
 // PCA: rows are centred; the two leading eigenvectors of the covariance C = X^T X / n are found
 // by power iteration with deflation (300 iterations from a fixed start vector, deterministic);

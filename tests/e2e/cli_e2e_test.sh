@@ -87,6 +87,25 @@ expect_error "duplicate zoo" ALREADY_EXISTS train e2e
 expect_error "unknown job" NOT_FOUND job get trainingJobs/none
 $CLI health >/dev/null; check "still SERVING after bad input" $?
 
+# Task options: a custom dataset from CSV; poly1d families and similarity.
+/usr/bin/python3 - "$WORK/c.csv" <<'PY'
+import sys
+import numpy as np
+x = np.random.default_rng(0).uniform(-1, 1, (200, 2))
+np.savetxt(sys.argv[1], np.hstack([x, x[:, :1] * x[:, 1:]]), delimiter=",", header="x1,x2,y")
+PY
+$CLI train csvzoo --task custom --custom-data "$WORK/c.csv" --inputs 2 --hidden 8 --steps 50 >/dev/null 2>&1
+check "train --task custom --custom-data CSV" $?
+$CLI --json zoo get csvzoo | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert (d["input_dim"], d["output_dim"], d["model_count"]) == (2, 1, 1), d'
+check "custom zoo is 2 -> 1" $?
+$CLI train csvbad --task custom --custom-data "$WORK/c.csv" >/dev/null 2>"$WORK/err"
+[[ $? -eq 2 ]] && grep -q -- "--inputs" "$WORK/err"; check "--custom-data without --inputs is a usage error" $?
+$CLI train polyz --task poly1d --families 2 --similarity 0.5 --family-seed 3 --seeds 0,1 \
+  --validation-seeds 1 --hidden 8 --steps 20 >/dev/null 2>&1
+check "train --task poly1d --families --similarity" $?
+$CLI --json zoo get polyz | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["spec"]["task"]; assert d["model_count"] == 4 and t["families"] == 2 and t["similarity"] == 0.5 and int(t["family_seed"]) == 3, d'
+check "poly1d options reach the zoo spec" $?
+
 # Idempotent submit + quick cancel.
 J1=$($CLI train long --steps 1000000 --request-id r1 --no-wait)
 J2=$($CLI train long --steps 1000000 --request-id r1 --no-wait)
