@@ -235,17 +235,30 @@ at::Tensor InputJacobian(const StackedMlp& mlp, const Capture& capture) {
 
 std::vector<at::Tensor> BackwardFromOutput(const StackedMlp& mlp, const at::Tensor& x,
                                            const Capture& capture, at::Tensor dz) {
+  std::vector<at::Tensor> grads;
+  for (size_t l = 0; l < mlp.weight.size(); ++l) {
+    grads.push_back(at::empty_like(mlp.weight[l], at::MemoryFormat::Contiguous));
+    grads.push_back(at::empty_like(mlp.bias[l], at::MemoryFormat::Contiguous));
+  }
+  BackwardFromOutputInto(mlp, x, capture, std::move(dz), grads);
+  return grads;
+}
+
+void BackwardFromOutputInto(const StackedMlp& mlp, const at::Tensor& x, const Capture& capture,
+                            at::Tensor dz, std::vector<at::Tensor>& grads) {
   const int64_t layers = static_cast<int64_t>(mlp.weight.size());
-  std::vector<at::Tensor> grads(2 * layers);
   for (int64_t l = layers - 1; l >= 0; --l) {
     const at::Tensor& h_prev = l == 0 ? x : capture.post[l - 1];
-    grads[2 * l] = at::bmm(dz.transpose(1, 2), h_prev);  // [K, out, in]
-    grads[2 * l + 1] = dz.sum(1, /*keepdim=*/true);      // [K, 1, out]
+    at::bmm_out(grads[2 * l], dz.transpose(1, 2), h_prev);  // [K, out, in]
+    at::sum_out(grads[2 * l + 1], dz, {1}, /*keepdim=*/true);  // [K, 1, out]
     if (l > 0) {
-      dz = at::bmm(dz, mlp.weight[l]) * ActivationDerivative(capture.pre[l - 1], mlp.spec.activation);
+      at::Tensor back = at::bmm(dz, mlp.weight[l]);
+      // ReLU: one masked pass (relu'(z) = [z > 0]) instead of building the derivative.
+      dz = mlp.spec.activation == Activation::kRelu
+               ? at::threshold_backward(back, capture.pre[l - 1], 0)
+               : back.mul_(ActivationDerivative(capture.pre[l - 1], mlp.spec.activation));
     }
   }
-  return grads;
 }
 
 std::vector<at::Tensor> MseBackward(const StackedMlp& mlp, const at::Tensor& x,

@@ -82,6 +82,12 @@ std::vector<at::Tensor> CrossEntropyBackward(const StackedMlp& mlp, const at::Te
 std::vector<at::Tensor> BackwardFromOutput(const StackedMlp& mlp, const at::Tensor& x,
                                            const Capture& capture, at::Tensor dz);
 
+// The same, writing into `grads`: preallocated {dW_1, db_1, dW_2, ...} shaped like the
+// parameters (contiguous views into one buffer are fine), so a training loop allocates no
+// gradients per step.
+void BackwardFromOutputInto(const StackedMlp& mlp, const at::Tensor& x, const Capture& capture,
+                            at::Tensor dz, std::vector<at::Tensor>& grads);
+
 }  // namespace gradzoo::core
 
 #endif  // GRADZOO_CORE_NN_MLP_H_

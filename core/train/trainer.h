@@ -4,19 +4,25 @@
 // Synthetic tasks give each model its own data from its seed ([K, N, in] tensors); dataset
 // tasks (fashion-mnist, custom) share one copy that every model reads ([N, in], broadcast).
 //
-// Weights are stacked as [K, out, in]; the forward and backward passes are batched matmuls and
-// one Adam step updates all K models. Backpropagation is written out by hand (no autograd
-// graph): for MSE loss L_k = mean_{n,o} (z_L - y)^2 of model k,
+// Backpropagation is written out by hand (no autograd graph): for MSE loss
+// L_k = mean_{n,o} (z_L - y)^2 of model k,
 //   dz_L = 2 (z_L - y) / (B * out),  dW_l = dz_l^T h_{l-1},  db_l = sum_n dz_l,
-//   dz_{l-1} = (dz_l W_l) * act'(z_{l-1}).
-// Tested against LibTorch autograd (tests/core/trainer_test.cc).
+//   dz_{l-1} = (dz_l W_l) * act'(z_{l-1}),
+// then Adam (PyTorch's). Two implementations of the same updates:
+//  - CPU, zoo-sized networks (every layer in * out <= 65536): fused per-model kernels
+//    (core/train/fused_cpu.h) run each model's whole step in cache, the models of a step
+//    spread over the ATen thread pool. Bitwise reproducible for any thread count.
+//  - otherwise (CUDA, big layers, or TrainRequest::reference_kernels): weights stacked as
+//    [K, out, in] in one flat buffer, batched matmuls, one whole-buffer Adam step for all K.
+// Both are tested against LibTorch autograd and against each other (tests/core/
+// fused_cpu_test.cc, tests/core/trainer_test.cc); tests/bench/train_README.md has the speed.
 //
 // Every model has its own data (drawn from its seed) and its own initial weights (from its
 // seed), so a model's result does not depend on which other models share the program.
 // Early stopping is per model: every `eval_every` steps the validation loss is measured, the
 // best weights are kept, and a model without improvement for `early_stopping_patience`
-// evaluations is frozen (its updates are masked to zero). Deterministic on CPU for a given
-// thread count.
+// evaluations is frozen (its updates are masked to zero, or skipped). Deterministic on CPU for a
+// given thread count (and instruction set: the fused kernels pick AVX-512, AVX2 or SSE2).
 //
 // Torch-free header; thread-compatible (no shared state).
 #ifndef GRADZOO_CORE_TRAIN_TRAINER_H_
@@ -76,6 +82,10 @@ struct TrainRequest {
   int validation_examples = 512;
   TrainConfig config;
   std::string device = "cpu";  // resolved device ("cpu", "cuda:0")
+  // On CPU, train with the ATen batched-matmul path (the one CUDA uses) instead of the fused
+  // per-model CPU kernels. Both compute the same updates up to float rounding; tests and
+  // benchmarks use this to compare them.
+  bool reference_kernels = false;
 };
 
 // Stream of Rng::ForStream for minibatch order (data streams are in core/tasks/task.h, the

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 
 #include "tests/testing/status_matchers.h"
 
@@ -102,6 +106,123 @@ TEST(TrainerTest, SharedDatasetRegression) {
   for (const auto& m : models) EXPECT_LT(m.validation_loss, 1e-3);
   EXPECT_NE(models[0].layers[0].weight, models[1].layers[0].weight);  // seeds differ
   EXPECT_TRUE(std::isnan(models[0].test_accuracy));
+}
+
+// Largest |a - b| over every weight and bias of every model.
+double MaxWeightDiff(const std::vector<TrainedModel>& a, const std::vector<TrainedModel>& b) {
+  double d = 0;
+  for (size_t m = 0; m < a.size(); ++m) {
+    for (size_t l = 0; l < a[m].layers.size(); ++l) {
+      for (size_t i = 0; i < a[m].layers[l].weight.size(); ++i) {
+        d = std::max(d, std::abs(double{a[m].layers[l].weight[i]} - b[m].layers[l].weight[i]));
+      }
+      for (size_t i = 0; i < a[m].layers[l].bias.size(); ++i) {
+        d = std::max(d, std::abs(double{a[m].layers[l].bias[i]} - b[m].layers[l].bias[i]));
+      }
+    }
+  }
+  return d;
+}
+
+// The fused CPU kernels (default on CPU) and the ATen batched path (what CUDA runs) train the
+// same models: same data, start, minibatches and Adam, differing only in float rounding
+// (measured: weights and losses agree to about 5e-7 after these runs; tolerances 1e-4).
+void ExpectSameTraining(TrainRequest r, const char* what) {
+  std::vector<TrainProgress> fused_progress, ref_progress;
+  r.reference_kernels = false;
+  ASSERT_OK_AND_ASSIGN(auto fused, TrainEnsemble(r, [&](const TrainProgress& p) { fused_progress.push_back(p); }, {}));
+  r.reference_kernels = true;
+  ASSERT_OK_AND_ASSIGN(auto ref, TrainEnsemble(r, [&](const TrainProgress& p) { ref_progress.push_back(p); }, {}));
+  ASSERT_EQ(fused.size(), ref.size());
+  for (size_t m = 0; m < fused.size(); ++m) {
+    EXPECT_NEAR(fused[m].train_loss, ref[m].train_loss, 1e-4 * ref[m].train_loss) << what << " model " << m;
+    EXPECT_NEAR(fused[m].validation_loss, ref[m].validation_loss, 1e-4 * ref[m].validation_loss)
+        << what << " model " << m;
+    EXPECT_EQ(fused[m].steps, ref[m].steps) << what << " model " << m;
+    if (std::isnan(ref[m].test_accuracy)) {
+      EXPECT_TRUE(std::isnan(fused[m].test_accuracy)) << what;
+    } else {
+      EXPECT_NEAR(fused[m].test_accuracy, ref[m].test_accuracy, 3e-4) << what;  // 3 of 10000
+      EXPECT_NEAR(fused[m].test_loss, ref[m].test_loss, 1e-4 * ref[m].test_loss) << what;
+    }
+  }
+  EXPECT_LT(MaxWeightDiff(fused, ref), 1e-4) << what;
+  ASSERT_EQ(fused_progress.size(), ref_progress.size()) << what;
+  for (size_t i = 0; i < ref_progress.size(); ++i) {
+    EXPECT_EQ(fused_progress[i].step, ref_progress[i].step) << what;
+    EXPECT_EQ(fused_progress[i].models_done, ref_progress[i].models_done) << what;
+    EXPECT_NEAR(fused_progress[i].mean_train_loss, ref_progress[i].mean_train_loss,
+                1e-4 * ref_progress[i].mean_train_loss) << what;
+    EXPECT_NEAR(fused_progress[i].mean_validation_loss, ref_progress[i].mean_validation_loss,
+                1e-4 * ref_progress[i].mean_validation_loss) << what;
+  }
+}
+
+TEST(TrainerTest, FusedKernelsMatchReferencePath) {
+  auto task = Mul2();
+  TrainRequest r = SmallMul2(task.get(), {{0, 0.0, 1}, {0, 0.3, 2}, {0, 0.5, 3}}, 200);
+  r.config.batch_size = 48;  // not a multiple of the SIMD width
+  r.config.eval_every = 40;
+  ExpectSameTraining(r, "mul2 relu minibatch cosine");
+
+  r = SmallMul2(task.get(), {{0, 0.2, 4}, {0, 0.7, 5}}, 100);  // full batch: 512 rows, 2 chunks
+  r.spec.activation = Activation::kGelu;
+  r.spec.hidden = {7, 5};
+  r.config.cosine_schedule = false;
+  ExpectSameTraining(r, "mul2 gelu full batch");
+
+  ASSERT_OK_AND_ASSIGN(auto subdiv, MakeTask(TaskConfig{"subdiv"}));
+  TrainRequest s;
+  s.spec = MlpSpec{3, {12}, 1, Activation::kTanh};
+  s.task = subdiv.get();
+  s.models = {{0, 0.0, 8}, {0, 0.0, 9}};
+  s.train_examples = 300;
+  s.validation_examples = 100;
+  s.config.steps = 400;
+  s.config.batch_size = 100;
+  s.config.eval_every = 10;
+  s.config.early_stopping_patience = 2;
+  s.config.learning_rate = 0.1;
+  ExpectSameTraining(s, "subdiv tanh early stopping");
+}
+
+TEST(TrainerTest, FusedKernelsMatchReferencePathOnFashionMnist) {
+  // Shared dataset, cross-entropy, a test set with accuracy.
+  ASSERT_OK_AND_ASSIGN(auto task, MakeTask(TaskConfig{"fashion-mnist"}));
+  TrainRequest r;
+  r.spec = MlpSpec{784, {16}, 10, Activation::kRelu};
+  r.task = task.get();
+  r.models = {{0, 0.0, 1}, {0, 0.0, 2}};
+  r.config.steps = 60;
+  r.config.batch_size = 64;
+  r.config.eval_every = 60;
+  ExpectSameTraining(r, "fashion-mnist");
+}
+
+TEST(TrainerTest, FusedResultsIgnoreThreadCountAndEnsembleMates) {
+  auto task = Mul2();
+  TrainRequest r = SmallMul2(task.get(), {{0, 0.1, 7}, {0, 0.2, 8}, {0, 0.4, 9}}, 80);
+  r.config.batch_size = 32;
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  auto one = TrainEnsemble(r, {}, {});
+  at::set_num_threads(2);
+  auto two = TrainEnsemble(r, {}, {});
+  at::set_num_threads(threads);
+  ASSERT_OK(one.status());
+  ASSERT_OK(two.status());
+  r.models = {{0, 0.1, 7}, {0, 0.4, 9}};  // same first seed: same minibatch order
+  ASSERT_OK_AND_ASSIGN(auto pair, TrainEnsemble(r, {}, {}));
+  for (size_t l = 0; l < (*one)[0].layers.size(); ++l) {
+    for (int m = 0; m < 3; ++m) {
+      EXPECT_EQ((*one)[m].layers[l].weight, (*two)[m].layers[l].weight);
+      EXPECT_EQ((*one)[m].layers[l].bias, (*two)[m].layers[l].bias);
+    }
+    EXPECT_EQ((*one)[0].layers[l].weight, pair[0].layers[l].weight);
+    EXPECT_EQ((*one)[2].layers[l].weight, pair[1].layers[l].weight);
+  }
+  EXPECT_EQ((*one)[1].validation_loss, (*two)[1].validation_loss);
+  EXPECT_EQ((*one)[2].train_loss, pair[1].train_loss);
 }
 
 TEST(TrainerTest, RejectsBadSettings) {
