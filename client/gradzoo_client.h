@@ -67,9 +67,25 @@ class Client {
     absl::Duration stream_timeout = absl::Minutes(10);
     // Largest message accepted from the server.
     int max_receive_message_bytes = 64 << 20;
+    // Sent as call metadata `authorization: Bearer <token>` on every call of this client and
+    // of the area clients built on its channel() (servers started with --tokens-file). Empty:
+    // no token. 1-1024 printable ASCII characters without blanks; never logged.
+    std::string token;
+    // TLS: PEM root certificates the server's certificate must chain to (the file's contents,
+    // not its path). Empty with use_tls false: plaintext.
+    std::string tls_root_certs;
+    // TLS with the system's root certificates when tls_root_certs is empty.
+    bool use_tls = false;
+    // Mutual TLS: this client's PEM certificate chain and private key (contents).
+    std::string tls_client_cert;
+    std::string tls_client_key;
+    // Name the server certificate is checked against, when it differs from the address's host.
+    std::string tls_server_name;
   };
 
-  // Creates a client for `address` (host:port). Does not contact the server.
+  // Creates a client for `address` (host:port). Does not contact the server. INVALID_ARGUMENT
+  // for an empty address, a token with characters metadata cannot carry, or half a client
+  // certificate (cert without key).
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& address,
                                                          const Options& options);
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& address) {
@@ -86,6 +102,10 @@ class Client {
   absl::StatusOr<std::vector<v1::Zoo>> ListZoos();
   absl::StatusOr<v1::Zoo> GetZoo(const std::string& name);
   absl::Status DeleteZoo(const std::string& name);
+  // Sets the users zoo `name` is shared with, read-only (replacing the list; empty = private).
+  // Owner or admin only; returns the zoo with its readers.
+  absl::StatusOr<v1::Zoo> ShareZoo(const std::string& name,
+                                   const std::vector<std::string>& readers);
   absl::StatusOr<std::vector<v1::Model>> ListModels(const std::string& zoo_name,
                                                     bool include_weights);
   absl::StatusOr<v1::Model> GetModel(const std::string& name);

@@ -406,6 +406,7 @@ void JobToProto(const JobSnapshot& job, v1::TrainingJob* out) {
   p->set_max_validation_loss(job.progress.max_validation_loss);
   p->set_eta_seconds(job.eta_seconds);
   out->set_error(job.error);
+  out->set_owner(job.owner);
   // The submitted work, as stored with the job.
   if (job.kind == JobKind::kZooTraining) {
     (void)out->mutable_zoo_training()->ParseFromString(job.payload);

@@ -58,6 +58,7 @@ absl::Status JobManager::Recover() {
     s.target = r.target;
     s.payload = std::move(r.payload);
     s.request_id = r.request_id;
+    s.owner = r.owner;
     s.error = r.error;
     s.create_time = FromMs(r.create_ms);
     s.start_time = FromMs(r.start_ms);
@@ -105,7 +106,8 @@ void JobManager::Shutdown() {
 absl::StatusOr<JobSnapshot> JobManager::SubmitZooTraining(const std::string& zoo_id,
                                                           const core::ZooSpec& spec,
                                                           const std::string& payload,
-                                                          const std::string& request_id) {
+                                                          const std::string& request_id,
+                                                          const std::string& owner) {
   {
     absl::MutexLock lock(&mu_);
     if (!request_id.empty()) {  // a retry: answer before validating again
@@ -122,13 +124,15 @@ absl::StatusOr<JobSnapshot> JobManager::SubmitZooTraining(const std::string& zoo
                                      const core::CancelFn& cancel) {
     return engine->TrainZoo(zoo_id, spec, progress, cancel).status();
   };
-  return Submit(JobKind::kZooTraining, zoo_id, payload, request_id, initial, std::move(run));
+  return Submit(JobKind::kZooTraining, zoo_id, payload, request_id, initial, std::move(run),
+                owner);
 }
 
 absl::StatusOr<JobSnapshot> JobManager::Submit(JobKind kind, const std::string& target,
                                                const std::string& payload,
                                                const std::string& request_id,
-                                               const core::TrainProgress& initial, RunFn run) {
+                                               const core::TrainProgress& initial, RunFn run,
+                                               const std::string& owner) {
   if (request_id.size() > 128) {
     return absl::InvalidArgumentError("request_id must be at most 128 characters");
   }
@@ -142,9 +146,12 @@ absl::StatusOr<JobSnapshot> JobManager::Submit(JobKind kind, const std::string& 
       auto it = by_request_id_.find(request_id);
       if (it != by_request_id_.end()) return jobs_.at(it->second)->snap;
     }
-    size_t queued = 0;
+    size_t queued = 0, queued_by_owner = 0;
     for (const auto& [id, j] : jobs_) {
-      if (j->snap.state == JobState::kQueued) ++queued;
+      if (j->snap.state == JobState::kQueued) {
+        ++queued;
+        if (j->snap.owner == owner) ++queued_by_owner;
+      }
       if (!IsFinal(j->snap.state) && j->snap.kind == kind && j->snap.target == target) {
         return absl::AlreadyExistsError(
             absl::StrCat("job \"trainingJobs/", id, "\" is already creating ", target));
@@ -155,11 +162,19 @@ absl::StatusOr<JobSnapshot> JobManager::Submit(JobKind kind, const std::string& 
           "the job queue is full (", queued, " jobs waiting); retry in a minute or cancel a "
           "queued job"));
     }
+    if (options_.max_queued_per_user > 0 && queued_by_owner >= options_.max_queued_per_user) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "quota max_queued_jobs_per_user reached: ", owner.empty() ? "you" : owner, " already ",
+          queued_by_owner == 1 ? "has 1 job" : absl::StrCat("has ", queued_by_owner, " jobs"),
+          " waiting (limit ", options_.max_queued_per_user,
+          "); wait for one to start or cancel one, then retry"));
+    }
     job->snap.id = absl::StrFormat("job-%d-%d", absl::ToUnixMillis(absl::Now()), next_job_++);
     job->snap.kind = kind;
     job->snap.target = target;
     job->snap.payload = payload;
     job->snap.request_id = request_id;
+    job->snap.owner = owner;
     job->snap.create_time = absl::Now();
     job->snap.version = 1;
     job->snap.progress = initial;
@@ -167,10 +182,19 @@ absl::StatusOr<JobSnapshot> JobManager::Submit(JobKind kind, const std::string& 
     jobs_[job->snap.id] = job;
     order_.push_back(job->snap.id);
     if (!request_id.empty()) by_request_id_[request_id] = job->snap.id;
+    pending_[owner].push_back(job);
     Persist(job->snap);
     PruneLocked();
   }
-  if (!pool_->TrySchedule([this, job] { Run(job); })) {
+  if (!pool_->TrySchedule([this] { RunNext(); })) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto q = pending_.find(owner);
+      if (q != pending_.end()) {
+        q->second.erase(std::remove(q->second.begin(), q->second.end(), job), q->second.end());
+        if (q->second.empty()) pending_.erase(q);
+      }
+    }
     Update(job, [](JobSnapshot& s) {
       s.state = JobState::kFailed;
       s.error = "the server is shutting down";
@@ -179,6 +203,45 @@ absl::StatusOr<JobSnapshot> JobManager::Submit(JobKind kind, const std::string& 
   spdlog::info("job {} queued: creates {}", job->snap.id, target);
   absl::MutexLock lock(&mu_);
   return job->snap;
+}
+
+void JobManager::RunNext() {
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_.empty()) return;
+    // Round-robin: owners after the last one served (name order), then from the start.
+    auto eligible = [&](const std::string& owner) {
+      const auto& q = pending_.at(owner);
+      // A job cancelled while queued ends at once: take it whatever the quota says.
+      if (q.front()->cancel) return true;
+      return options_.max_running_per_user <= 0 || running_[owner] < options_.max_running_per_user;
+    };
+    auto start = served_any_ ? pending_.upper_bound(last_owner_) : pending_.begin();
+    auto pick = pending_.end();
+    for (auto it = start; it != pending_.end() && pick == pending_.end(); ++it) {
+      if (eligible(it->first)) pick = it;
+    }
+    for (auto it = pending_.begin(); it != start && pick == pending_.end(); ++it) {
+      if (eligible(it->first)) pick = it;
+    }
+    if (pick == pending_.end()) return;  // every waiting owner is at its running quota
+    job = pick->second.front();
+    pick->second.pop_front();
+    last_owner_ = pick->first;
+    served_any_ = true;
+    if (pick->second.empty()) pending_.erase(pick);
+    ++running_[job->snap.owner];
+  }
+  Run(job);
+  bool more;
+  {
+    absl::MutexLock lock(&mu_);
+    if (--running_[job->snap.owner] <= 0) running_.erase(job->snap.owner);
+    more = !pending_.empty();
+  }
+  // A job of this owner may have waited for its running quota: look again.
+  if (more) (void)pool_->TrySchedule([this] { RunNext(); });
 }
 
 void JobManager::Run(std::shared_ptr<Job> job) {
@@ -230,6 +293,7 @@ void JobManager::Persist(const JobSnapshot& s) {
   r.state = static_cast<int>(s.state);
   r.target = s.target;
   r.request_id = s.request_id;
+  r.owner = s.owner;
   r.error = s.error;
   r.payload = s.payload;
   r.create_ms = ToMs(s.create_time);
@@ -315,7 +379,12 @@ void JobManager::RemoveListener(const std::string& id, int64_t handle) {
   if (it != jobs_.end()) it->second->listeners.erase(handle);
 }
 
-size_t JobManager::QueueDepth() const { return pool_->QueueDepth(); }
+size_t JobManager::QueueDepth() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [owner, q] : pending_) n += q.size();
+  return n;
+}
 
 void JobManager::PruneLocked() {
   size_t finished = 0;

@@ -16,7 +16,16 @@
 // work publishes atomically at its end), and every job stays listable.
 //
 // Submission is idempotent by request_id. The queue is bounded: a full queue answers
-// RESOURCE_EXHAUSTED with retry advice. Watchers register listeners that are called (outside
+// RESOURCE_EXHAUSTED with retry advice.
+//
+// Owners and fairness: every job has an owner (the submitting user; "" without authentication).
+// Queued jobs wait in one FIFO per owner and a free worker takes the next job round-robin over
+// owners (the owner after the one it served last, in name order), so one user's 50 queued jobs
+// delay another user's single job by at most one job per worker. Per-owner quotas
+// (Options::max_running_per_user, max_queued_per_user; 0 = none) answer RESOURCE_EXHAUSTED
+// naming the quota on submission (queued) or keep a user's further jobs waiting while others
+// run (running). Each submission and each job end hands the pool one "run the next eligible
+// job" task; a task that finds none returns, so no worker ever blocks waiting. Watchers register listeners that are called (outside
 // the manager's lock) after every state or progress change.
 //
 // Thread-safe. The destructor cancels every job and joins the workers before returning.
@@ -25,6 +34,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -60,6 +70,7 @@ struct JobSnapshot {
   std::string target;   // id of the resource it creates (zoo id, embedder id)
   std::string payload;  // the submitted work, serialized by the caller (a v1 proto)
   std::string request_id;
+  std::string owner;  // submitting user; "" without authentication or from older logs
   absl::Time create_time;
   absl::Time start_time = absl::InfinitePast();
   absl::Time end_time = absl::InfinitePast();
@@ -72,6 +83,9 @@ class JobManager {
     size_t max_queued = 16;      // jobs waiting; more -> RESOURCE_EXHAUSTED
     size_t max_retained = 1000;  // finished jobs kept for Get/List (oldest dropped first)
     std::string data_dir;        // where jobs.sqlite lives; empty = jobs are not persisted
+    // Per-owner quotas (0 = none): jobs of one owner running at once, and waiting.
+    int max_running_per_user = 0;
+    size_t max_queued_per_user = 0;
   };
   using Listener = std::function<void(const JobSnapshot&)>;
   // The work of a job: runs on a job worker, reports progress, polls cancel, and publishes its
@@ -90,12 +104,14 @@ class JobManager {
   absl::StatusOr<JobSnapshot> SubmitZooTraining(const std::string& zoo_id,
                                                 const core::ZooSpec& spec,
                                                 const std::string& payload,
-                                                const std::string& request_id);
+                                                const std::string& request_id,
+                                                const std::string& owner = "");
   // Queues any job. A non-empty request_id seen before returns that job instead;
   // ALREADY_EXISTS if another live job of the same kind targets `target`.
   absl::StatusOr<JobSnapshot> Submit(JobKind kind, const std::string& target,
                                      const std::string& payload, const std::string& request_id,
-                                     const core::TrainProgress& initial, RunFn run);
+                                     const core::TrainProgress& initial, RunFn run,
+                                     const std::string& owner = "");
   absl::StatusOr<JobSnapshot> Get(const std::string& id) const;
   // Newest first.
   std::vector<JobSnapshot> List() const;
@@ -121,6 +137,8 @@ class JobManager {
   JobManager(core::Engine* engine, Options options, std::unique_ptr<core::JobLog> log);
   absl::Status Recover();
   void Run(std::shared_ptr<Job> job);
+  // A pool task: takes the next eligible queued job round-robin over owners and runs it.
+  void RunNext();
   // Applies `mutate` under the lock, bumps the version, persists state changes, then notifies
   // listeners outside the lock.
   void Update(const std::shared_ptr<Job>& job, const std::function<void(JobSnapshot&)>& mutate);
@@ -137,6 +155,11 @@ class JobManager {
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_job_ ABSL_GUARDED_BY(mu_) = 1;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Queued jobs by owner (FIFO each), jobs running by owner, and the owner served last.
+  std::map<std::string, std::deque<std::shared_ptr<Job>>> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> running_ ABSL_GUARDED_BY(mu_);
+  std::string last_owner_ ABSL_GUARDED_BY(mu_);
+  bool served_any_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<core::ThreadPool> pool_;  // last member: joined first on destruction
 };
 

@@ -1,6 +1,10 @@
 // gradzoo-server: serves model zoos over gRPC.
 //
 //   gradzoo-server --listen 127.0.0.1:50551 --data-dir DIR --device auto|cpu|cuda:N
+//                  [--tokens-file FILE] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
+//                  [--metrics-port N]
+//
+// A bad tokens file or TLS file is a start-up error naming the file (exit status 1).
 //
 // SIGINT/SIGTERM shut it down gracefully: health turns NOT_SERVING, jobs are cancelled, calls in
 // flight get --shutdown-grace seconds, then the process exits 0.
@@ -31,6 +35,25 @@ ABSL_FLAG(int, job_workers, 1, "training jobs running at once");
 ABSL_FLAG(int, max_queued_jobs, 16, "training jobs that may wait; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_points_per_query, 4000000, "points x models allowed in one query");
 ABSL_FLAG(double, shutdown_grace, 5.0, "seconds calls in flight get on shutdown");
+ABSL_FLAG(std::string, tokens_file, "",
+          "tokens file ('user token role' per line, see README); every RPC but health then "
+          "needs 'authorization: Bearer <token>'");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (needs --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: mutual TLS, clients must present a certificate it signed");
+ABSL_FLAG(int, metrics_port, -1,
+          "serve Prometheus metrics on http://127.0.0.1:PORT/metrics (-1 = off, 0 = any free "
+          "port, logged)");
+ABSL_FLAG(int, max_running_jobs_per_user, 0,
+          "quota: jobs one user may have running at once (0 = no quota; others keep waiting)");
+ABSL_FLAG(int, max_queued_jobs_per_user, 0,
+          "quota: jobs one user may have waiting (0 = no quota; more get RESOURCE_EXHAUSTED)");
+ABSL_FLAG(int64_t, max_stored_bytes_per_user, 0,
+          "quota: bytes of stored zoos one user may own before new ones are refused (0 = none)");
+ABSL_FLAG(double, default_deadline, 300.0,
+          "seconds a query may compute when its client sets no deadline (0 = unbounded); a "
+          "client's own deadline always applies");
 ABSL_FLAG(std::string, port_file, "", "if set, write the bound port here once serving");
 
 namespace {
@@ -78,6 +101,21 @@ int main(int argc, char** argv) {
   o.job_workers = absl::GetFlag(FLAGS_job_workers);
   o.max_queued_jobs = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_jobs));
   o.max_points_per_query = absl::GetFlag(FLAGS_max_points_per_query);
+  o.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  o.default_deadline = absl::Seconds(std::max(0.0, absl::GetFlag(FLAGS_default_deadline)));
+  o.max_running_jobs_per_user = std::max(0, absl::GetFlag(FLAGS_max_running_jobs_per_user));
+  o.max_queued_jobs_per_user =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_queued_jobs_per_user)));
+  o.max_stored_bytes_per_user = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_stored_bytes_per_user));
+  o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  o.tls_key = absl::GetFlag(FLAGS_tls_key);
+  o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  if (metrics_port > 65535 || metrics_port < -1) {
+    spdlog::critical("--metrics-port must be -1 (off) or 0..65535, not {}", metrics_port);
+    return 1;
+  }
+  if (metrics_port >= 0) o.metrics_listen = "127.0.0.1:" + std::to_string(metrics_port);
   auto server = gradzoo::server::Server::Start(o);
   if (!server.ok()) {
     spdlog::critical("gradzoo-server failed to start: {}", server.status().ToString());

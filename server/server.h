@@ -1,7 +1,11 @@
 // Server: assembles gradzoo-server from its parts and owns them.
 //
 //   Start():    Engine (opens the store, loads zoos) -> pools -> JobManager -> gRPC services,
-//               health (NOT_SERVING until ready, then SERVING), reflection, one log line per RPC
+//               health (NOT_SERVING until ready, then SERVING), reflection, one log line per RPC;
+//               with Options::tokens_file every call but health needs a token (server/auth.h);
+//               with Options::tls_cert/tls_key it serves TLS, mutual with tls_client_ca
+//               (server/tls.h; bad files refuse the start); with Options::metrics_listen a
+//               Prometheus endpoint (server/metrics.h) on a loopback port
 //   Shutdown(): health NOT_SERVING -> jobs cancelled -> gRPC shutdown within the deadline ->
 //               pools drained -> engine closed (destructor order)
 //
@@ -37,6 +41,29 @@ class Server {
     int max_send_message_bytes = 8 << 20;
     // Upper bound on points x models per query.
     int64_t max_points_per_query = 4'000'000;
+
+    // Tokens file (format: server/auth.h). Empty: no authentication (every caller is the
+    // local admin; keep `listen` on loopback then).
+    std::string tokens_file;
+    // PEM files for TLS (server/tls.h): certificate chain and key; a client CA bundle turns on
+    // mutual TLS. All empty: plaintext.
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_client_ca;
+    // host:port of the Prometheus endpoint (GET /metrics); empty: off. Must be a loopback
+    // or explicit IPv4 address; port 0 picks a free port (see metrics_port()).
+    std::string metrics_listen;
+
+    // Per-user quotas (0 = none), counted per authenticated user (server/tenancy.h); without
+    // authentication everything belongs to one user. Jobs running at once and waiting; bytes of
+    // stored zoos owned (checked before a new zoo is trained or imported). Points per query are
+    // bounded for every user by max_points_per_query.
+    int max_running_jobs_per_user = 0;
+    size_t max_queued_jobs_per_user = 0;
+    int64_t max_stored_bytes_per_user = 0;
+    // Computation budget of a query whose client sets no deadline (a client's own deadline
+    // always applies); zero = unbounded.
+    absl::Duration default_deadline = absl::Seconds(300);
   };
 
   // Builds everything and starts listening. FAILED_PRECONDITION / UNAVAILABLE with a clear
@@ -46,6 +73,8 @@ class Server {
 
   // The bound port (useful with port 0).
   int port() const;
+  // The bound metrics port, or 0 when metrics are off.
+  int metrics_port() const;
   // Graceful shutdown: calls in flight get until `deadline` to finish, then are cancelled.
   void Shutdown(absl::Duration deadline);
   // Blocks until the gRPC server has shut down.

@@ -16,7 +16,9 @@
 #include "absl/time/time.h"
 #include "core/engine.h"
 #include "core/util/thread_pool.h"
+#include "server/auth.h"
 #include "server/job_manager.h"
+#include "server/tenancy.h"
 
 namespace gradzoo::server {
 
@@ -27,6 +29,14 @@ struct ServiceDeps {
   core::ThreadPool* queries = nullptr;
   absl::Time start_time;
   int64_t max_receive_message_bytes = 0;
+  // Authentication (null: off, every caller is the local admin) and tenancy (null: off).
+  const Authenticator* auth = nullptr;
+  Tenancy* tenancy = nullptr;
+  // Quota on the bytes of stored zoos one user owns (0 = none); see StoredBytesQuota.
+  int64_t max_stored_bytes_per_user = 0;
+  // Computation budget of a query whose client set no deadline (zero or less = unbounded);
+  // see CallBudget in server/services/common.h.
+  absl::Duration default_deadline = absl::ZeroDuration();
 };
 
 // Every gradzoo.v1 service, ready to register with a ServerBuilder.

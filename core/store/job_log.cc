@@ -34,13 +34,32 @@ absl::StatusOr<std::unique_ptr<JobLog>> JobLog::Open(const std::string& data_dir
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
       "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind INTEGER, state INTEGER,"
       " target TEXT, request_id TEXT, error TEXT, payload BLOB, create_ms INTEGER,"
-      " start_ms INTEGER, end_ms INTEGER);";
+      " start_ms INTEGER, end_ms INTEGER, owner TEXT NOT NULL DEFAULT '');";
   char* err = nullptr;
   if (sqlite3_exec(db, schema, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "?";
     sqlite3_free(err);
     sqlite3_close(db);
     return absl::FailedPreconditionError(absl::StrCat("cannot initialise ", path, ": ", msg));
+  }
+  // Logs from before the owner column: add it (existing rows read back with owner '').
+  bool has_owner = false;
+  {
+    Stmt info;
+    if (sqlite3_prepare_v2(db, "PRAGMA table_info(jobs)", -1, &info.s, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(info.s) == SQLITE_ROW) {
+        const unsigned char* name = sqlite3_column_text(info.s, 1);
+        if (name && std::string(reinterpret_cast<const char*>(name)) == "owner") has_owner = true;
+      }
+    }
+  }
+  if (!has_owner &&
+      sqlite3_exec(db, "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''", nullptr,
+                   nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(absl::StrCat("cannot upgrade ", path, ": ", msg));
   }
   return std::unique_ptr<JobLog>(new JobLog(db));
 }
@@ -51,8 +70,9 @@ absl::Status JobLog::Put(const JobRecord& r) {
   absl::MutexLock lock(&mu_);
   Stmt st;
   if (sqlite3_prepare_v2(db_,
-                         "INSERT OR REPLACE INTO jobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                         "?10)",
+                         "INSERT OR REPLACE INTO jobs (id, kind, state, target, request_id, error,"
+                         " payload, create_ms, start_ms, end_ms, owner) VALUES (?1, ?2, ?3, ?4,"
+                         " ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                          -1, &st.s, nullptr) != SQLITE_OK) {
     return SqlError(db_, "prepare");
   }
@@ -68,6 +88,7 @@ absl::Status JobLog::Put(const JobRecord& r) {
   sqlite3_bind_int64(st.s, 8, r.create_ms);
   sqlite3_bind_int64(st.s, 9, r.start_ms);
   sqlite3_bind_int64(st.s, 10, r.end_ms);
+  sqlite3_bind_text(st.s, 11, r.owner.data(), static_cast<int>(r.owner.size()), SQLITE_TRANSIENT);
   if (sqlite3_step(st.s) != SQLITE_DONE) return SqlError(db_, "write");
   return absl::OkStatus();
 }
@@ -75,7 +96,8 @@ absl::Status JobLog::Put(const JobRecord& r) {
 absl::StatusOr<std::vector<JobRecord>> JobLog::LoadAll() {
   absl::MutexLock lock(&mu_);
   Stmt st;
-  if (sqlite3_prepare_v2(db_, "SELECT * FROM jobs ORDER BY create_ms, id", -1, &st.s, nullptr) !=
+  if (sqlite3_prepare_v2(db_, "SELECT id, kind, state, target, request_id, error, payload, create_ms,"
+                          " start_ms, end_ms, owner FROM jobs ORDER BY create_ms, id", -1, &st.s, nullptr) !=
       SQLITE_OK) {
     return SqlError(db_, "prepare");
   }
@@ -99,6 +121,7 @@ absl::StatusOr<std::vector<JobRecord>> JobLog::LoadAll() {
     r.create_ms = sqlite3_column_int64(st.s, 7);
     r.start_ms = sqlite3_column_int64(st.s, 8);
     r.end_ms = sqlite3_column_int64(st.s, 9);
+    r.owner = text(10);
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "read");

@@ -3,6 +3,10 @@
 //
 // A record is written on every state change (not on progress updates). Payloads are opaque
 // bytes owned by the caller (the server stores the job's request there). Thread-safe.
+//
+// `owner` (the submitting user, for tenancy) was added later: a log written before it is
+// upgraded in place on Open (ALTER TABLE ... ADD COLUMN), its jobs reading back with an empty
+// owner (which the server treats as owned by the administrators and visible to all).
 #ifndef GRADZOO_CORE_STORE_JOB_LOG_H_
 #define GRADZOO_CORE_STORE_JOB_LOG_H_
 
@@ -30,6 +34,7 @@ struct JobRecord {
   int64_t create_ms = 0;
   int64_t start_ms = 0;
   int64_t end_ms = 0;
+  std::string owner;  // "" = none (jobs from before tenancy, or authentication off)
 };
 
 class JobLog {

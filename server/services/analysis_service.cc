@@ -16,8 +16,9 @@ namespace {
 template <typename Fn>
 ServerUnaryReactor* RunOnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const bool scheduled = deps.queries->TrySchedule([reactor, ctx, compute = std::move(compute)] {
-    reactor->Finish(ToGrpcStatus(compute([ctx] { return ctx->IsCancelled(); })));
+  const CallBudget budget(deps, ctx);
+  const bool scheduled = deps.queries->TrySchedule([reactor, budget, compute = std::move(compute)] {
+    reactor->Finish(ToGrpcStatus(budget.Explain(compute(budget.AsCancelFn()))));
   });
   if (!scheduled) {
     reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -33,6 +34,8 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
   ServerUnaryReactor* ScoreOrthogonality(CallbackServerContext* ctx,
                                          const v1::ScoreOrthogonalityRequest* req,
                                          v1::ScoreOrthogonalityResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     auto q = ModelOrthogonalityQueryFromProto(*req, max_points());
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateModelOrthogonality(*deps_.engine, *q); !s.ok()) {
@@ -49,6 +52,8 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
   ServerUnaryReactor* ScoreZooOrthogonality(CallbackServerContext* ctx,
                                             const v1::ScoreZooOrthogonalityRequest* req,
                                             v1::ScoreZooOrthogonalityResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     auto q = ZooOrthogonalityQueryFromProto(*req, max_points());
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateZooOrthogonality(*deps_.engine, *q); !s.ok()) {
@@ -65,6 +70,8 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
   ServerUnaryReactor* ComputeLayerPca(CallbackServerContext* ctx,
                                       const v1::ComputeLayerPcaRequest* req,
                                       v1::ComputeLayerPcaResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     auto q = LayerPcaQueryFromProto(*req, max_points());
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateLayerPca(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);
@@ -78,6 +85,8 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
 
   ServerUnaryReactor* ComputePlsr(CallbackServerContext* ctx, const v1::ComputePlsrRequest* req,
                                   v1::ComputePlsrResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     auto q = PlsrQueryFromProto(*req, max_points());
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidatePlsr(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);
@@ -91,6 +100,8 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
 
   ServerUnaryReactor* ComputeCka(CallbackServerContext* ctx, const v1::ComputeCkaRequest* req,
                                  v1::ComputeCkaResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     auto q = CkaQueryFromProto(*req, max_points());
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateCka(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);
@@ -105,6 +116,8 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
   ServerUnaryReactor* ComputeScaffoldGradients(CallbackServerContext* ctx,
                                                const v1::ComputeScaffoldGradientsRequest* req,
                                                v1::ComputeScaffoldGradientsResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     auto q = ScaffoldQueryFromProto(*req, max_points());
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateScaffold(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);

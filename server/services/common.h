@@ -7,6 +7,7 @@
 #include <grpcpp/impl/service_type.h>
 
 #include <memory>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,81 @@ namespace gradzoo::server {
 
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
+
+// Tenancy rules of the call (server/tenancy.h); a disabled one when deps has none.
+inline Tenancy& TenancyOf(const ServiceDeps& deps) {
+  static Tenancy* const kOff = new Tenancy(nullptr, false);
+  return deps.tenancy != nullptr ? *deps.tenancy : *kOff;
+}
+
+// The caller of `ctx`, after checking it may read every zoo, model and embedder `request`
+// names (NOT_FOUND otherwise). One line at the top of each handler.
+inline absl::StatusOr<Identity> Authorize(const ServiceDeps& deps, CallbackServerContext* ctx,
+                                          const google::protobuf::Message& request) {
+  absl::StatusOr<Identity> who = IdentityOf(deps.auth, ctx);
+  if (!who.ok()) return who.status();
+  if (absl::Status s = TenancyOf(deps).CheckRequest(*who, request); !s.ok()) return s;
+  return who;
+}
+
+// RESOURCE_EXHAUSTED naming the quota when the zoos `who` owns (every zoo without
+// authentication) already hold ServiceDeps::max_stored_bytes_per_user bytes, or would with
+// `adding` more. Checked before a zoo is created, so one zoo may take a user past the quota.
+inline absl::Status CheckStoredBytesQuota(const ServiceDeps& deps, const Identity& who,
+                                          int64_t adding) {
+  const int64_t limit = deps.max_stored_bytes_per_user;
+  if (limit <= 0) return absl::OkStatus();
+  const Tenancy& tenancy = TenancyOf(deps);
+  int64_t used = 0;
+  for (const core::ZooEntry& e : deps.engine->ListZoos()) {
+    if (!e.zoo) continue;
+    if (tenancy.enabled()) {
+      std::optional<core::Acl> acl = tenancy.AclOf(Tenancy::Kind::kZoo, e.id);
+      if (!acl || acl->owner != who.user) continue;
+    }
+    used += e.zoo->stored_bytes;
+  }
+  if (used + adding < limit && !(adding == 0 && used >= limit)) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "quota max_stored_bytes_per_user reached: ", who.user, " owns zoos of ", used,
+      " bytes", adding > 0 ? absl::StrCat(" and this adds ", adding) : std::string(),
+      " (limit ", limit, "); delete zoos you no longer need, then retry"));
+}
+
+// The computation budget of one call: until the client cancels or goes away, or its deadline
+// passes (gRPC then cancels the call: ctx->IsCancelled()), or, when the client set no deadline,
+// until ServiceDeps::default_deadline after the call arrived. Core loops poll AsCancelFn()
+// between chunks of work, so an expired call stops within one chunk. Copyable; `ctx` must
+// outlive the computation (it does: the call finishes only after it).
+class CallBudget {
+ public:
+  CallBudget(const ServiceDeps& deps, const CallbackServerContext* ctx)
+      : ctx_(ctx), budget_(deps.default_deadline), end_(absl::InfiniteFuture()) {
+    const bool client_deadline = ctx->deadline() != std::chrono::system_clock::time_point::max();
+    if (!client_deadline && budget_ > absl::ZeroDuration()) end_ = absl::Now() + budget_;
+  }
+  bool Expired() const {
+    return ctx_->IsCancelled() || (end_ != absl::InfiniteFuture() && absl::Now() >= end_);
+  }
+  core::CancelFn AsCancelFn() const {
+    return [b = *this] { return b.Expired(); };
+  }
+  // `s`, or DEADLINE_EXCEEDED with advice when the server's default budget ran out.
+  absl::Status Explain(absl::Status s) const {
+    if (s.ok() || end_ == absl::InfiniteFuture() || absl::Now() < end_ || ctx_->IsCancelled()) {
+      return s;
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the server's default budget of ", absl::FormatDuration(budget_),
+        " per query (--default-deadline) ran out; set a deadline on the call to allow longer, "
+        "or ask for fewer points or models"));
+  }
+
+ private:
+  const CallbackServerContext* ctx_;
+  absl::Duration budget_;
+  absl::Time end_;
+};
 
 // Finishes a unary call with `status`, inline.
 inline ServerUnaryReactor* Reply(CallbackServerContext* ctx, const absl::Status& status) {

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <memory>
 
 #include "core/embed/embedder.h"
@@ -15,8 +16,9 @@ namespace {
 template <typename Fn>
 ServerUnaryReactor* OnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const bool scheduled = deps.queries->TrySchedule([reactor, ctx, compute = std::move(compute)] {
-    reactor->Finish(ToGrpcStatus(compute([ctx] { return ctx->IsCancelled(); })));
+  const CallBudget budget(deps, ctx);
+  const bool scheduled = deps.queries->TrySchedule([reactor, budget, compute = std::move(compute)] {
+    reactor->Finish(ToGrpcStatus(budget.Explain(compute(budget.AsCancelFn()))));
   });
   if (!scheduled) {
     reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -34,6 +36,8 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
 
   ServerUnaryReactor* GetEmbedder(CallbackServerContext* ctx, const v1::GetEmbedderRequest* req,
                                   v1::GetEmbedderResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     return Reply(ctx, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto* reg, Registry());
       ASSIGN_OR_RETURN(std::string id, ParseEmbedderName(req->name(), "name"));
@@ -45,11 +49,19 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   ServerUnaryReactor* ListEmbedders(CallbackServerContext* ctx,
                                     const v1::ListEmbeddersRequest* req,
                                     v1::ListEmbeddersResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     return Reply(ctx, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto* reg, Registry());
       ASSIGN_OR_RETURN(const int size, PageSize(req->page_size(), 50, 1000));
       ASSIGN_OR_RETURN(const int64_t offset, ParsePageToken(req->page_token()));
       std::vector<core::EmbedderInfo> all = reg->List();
+      const Tenancy& tenancy = TenancyOf(deps_);
+      all.erase(std::remove_if(all.begin(), all.end(),
+                               [&](const core::EmbedderInfo& e) {
+                                 return !tenancy.CanRead(*who, Tenancy::Kind::kEmbedder, e.id);
+                               }),
+                all.end());
       const int64_t n = static_cast<int64_t>(all.size());
       for (int64_t i = offset; i < n && i < offset + size; ++i) {
         EmbedderToProto(all[i], resp->add_embedders());
@@ -61,14 +73,20 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   ServerUnaryReactor* DeleteEmbedder(CallbackServerContext* ctx,
                                      const v1::DeleteEmbedderRequest* req,
                                      v1::DeleteEmbedderResponse*) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     return Reply(ctx, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto* reg, Registry());
       ASSIGN_OR_RETURN(std::string id, ParseEmbedderName(req->name(), "name"));
-      return reg->Delete(id);
+      RETURN_IF_ERROR(TenancyOf(deps_).CheckWrite(*who, Tenancy::Kind::kEmbedder, id));
+      RETURN_IF_ERROR(reg->Delete(id));
+      return TenancyOf(deps_).Forget(Tenancy::Kind::kEmbedder, id);
     }());
   }
   ServerUnaryReactor* EmbedModels(CallbackServerContext* ctx, const v1::EmbedModelsRequest* req,
                                   v1::EmbedModelsResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     absl::StatusOr<Prepared<core::EmbedQuery>> p = Prepare(req->embedder(), EmbedQueryFromProto(*req));
     if (p.ok()) {
       absl::Status s = p->reg->ValidateEmbed(*deps_.engine, p->id, p->query);  // sizes first
@@ -88,8 +106,24 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   ServerUnaryReactor* FindNeighbors(CallbackServerContext* ctx,
                                     const v1::FindNeighborsRequest* req,
                                     v1::FindNeighborsResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
+    // "Every zoo" means every zoo the caller may read.
+    v1::FindNeighborsRequest scoped = *req;
+    if (scoped.zoos().empty() && TenancyOf(deps_).enabled() && !who->is_admin()) {
+      for (const core::ZooEntry& z : deps_.engine->ListZoos()) {
+        if (TenancyOf(deps_).CanRead(*who, Tenancy::Kind::kZoo, z.id)) {
+          scoped.add_zoos(ZooName(z.id));
+        }
+      }
+      if (scoped.zoos().empty()) {
+        return Reply(ctx, absl::NotFoundError(absl::StrCat(
+                              "no zoos to search: ", who->user, " may read none; train or "
+                              "import one, or ask an owner to share theirs")));
+      }
+    }
     absl::StatusOr<Prepared<core::NeighborQuery>> p =
-        Prepare(req->embedder(), NeighborQueryFromProto(*req));
+        Prepare(scoped.embedder(), NeighborQueryFromProto(scoped));
     if (!p.ok()) return Reply(ctx, p.status());
     return OnQueryPool(deps_, ctx, [this, p = *std::move(p), resp](const core::CancelFn& cancel) {
       return [&]() -> absl::Status {
@@ -101,6 +135,8 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   }
   ServerUnaryReactor* RunProbe(CallbackServerContext* ctx, const v1::RunProbeRequest* req,
                                v1::RunProbeResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     absl::StatusOr<Prepared<core::ProbeQuery>> p = Prepare(req->embedder(), ProbeQueryFromProto(*req));
     if (!p.ok()) return Reply(ctx, p.status());
     return OnQueryPool(deps_, ctx, [this, p = *std::move(p), resp](const core::CancelFn& cancel) {

@@ -22,6 +22,7 @@ class FieldWriter final : public grpc::ServerWriteReactor<v1::ComputeGradientFie
               const v1::ComputeGradientFieldRequest& req)
       : deps_(deps),
         ctx_(ctx),
+        budget_(deps, ctx),
         chunk_points_(req.chunk_points()),
         include_error_field_(req.include_error_field()) {
     absl::Status s = [&]() -> absl::Status {
@@ -50,11 +51,11 @@ class FieldWriter final : public grpc::ServerWriteReactor<v1::ComputeGradientFie
 
  private:
   void Compute() {
-    auto cancel = [this] { return cancelled_.load() || ctx_->IsCancelled(); };
+    auto cancel = [this] { return cancelled_.load() || budget_.Expired(); };
     absl::StatusOr<std::vector<core::NamedField>> r =
         deps_.engine->ComputeGradientField(request_, cancel);
     if (!r.ok()) {
-      Finish(ToGrpcStatus(r.status()));
+      Finish(ToGrpcStatus(budget_.Explain(r.status())));
       return;
     }
     results_ = *std::move(r);
@@ -107,6 +108,7 @@ class FieldWriter final : public grpc::ServerWriteReactor<v1::ComputeGradientFie
 
   const ServiceDeps deps_;
   CallbackServerContext* const ctx_;
+  const CallBudget budget_;
   const int64_t chunk_points_;
   const bool include_error_field_;
   core::FieldRequest request_;
@@ -124,8 +126,9 @@ class FieldWriter final : public grpc::ServerWriteReactor<v1::ComputeGradientFie
 template <typename Fn>
 ServerUnaryReactor* OnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const bool scheduled = deps.queries->TrySchedule([reactor, ctx, compute = std::move(compute)] {
-    reactor->Finish(ToGrpcStatus(compute([ctx] { return ctx->IsCancelled(); })));
+  const CallBudget budget(deps, ctx);
+  const bool scheduled = deps.queries->TrySchedule([reactor, budget, compute = std::move(compute)] {
+    reactor->Finish(ToGrpcStatus(budget.Explain(compute(budget.AsCancelFn()))));
   });
   if (!scheduled) {
     reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -140,7 +143,7 @@ class JacobianWriter final : public grpc::ServerWriteReactor<v1::ComputeLayerJac
  public:
   JacobianWriter(const ServiceDeps& deps, CallbackServerContext* ctx,
                  const v1::ComputeLayerJacobiansRequest& req)
-      : deps_(deps), ctx_(ctx), chunk_examples_(req.chunk_examples()) {
+      : deps_(deps), ctx_(ctx), budget_(deps, ctx), chunk_examples_(req.chunk_examples()) {
     absl::Status s = [&]() -> absl::Status {
       ASSIGN_OR_RETURN(query_, LayerJacobianQueryFromProto(
                                    req, deps_.engine->options().max_points_per_query));
@@ -167,10 +170,10 @@ class JacobianWriter final : public grpc::ServerWriteReactor<v1::ComputeLayerJac
 
  private:
   void Compute() {
-    auto cancel = [this] { return cancelled_.load() || ctx_->IsCancelled(); };
+    auto cancel = [this] { return cancelled_.load() || budget_.Expired(); };
     absl::StatusOr<core::LayerJacobians> r = core::ComputeLayerJacobians(*deps_.engine, query_, cancel);
     if (!r.ok()) {
-      Finish(ToGrpcStatus(r.status()));
+      Finish(ToGrpcStatus(budget_.Explain(r.status())));
       return;
     }
     result_ = *std::move(r);
@@ -195,6 +198,7 @@ class JacobianWriter final : public grpc::ServerWriteReactor<v1::ComputeLayerJac
 
   const ServiceDeps deps_;
   CallbackServerContext* const ctx_;
+  const CallBudget budget_;
   const int64_t chunk_examples_;
   core::LayerJacobianQuery query_;
   std::atomic<bool> cancelled_{false};
@@ -211,11 +215,17 @@ class GradientServiceImpl final : public v1::GradientService::CallbackService {
 
   grpc::ServerWriteReactor<v1::ComputeGradientFieldResponse>* ComputeGradientField(
       CallbackServerContext* ctx, const v1::ComputeGradientFieldRequest* req) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) {
+      return new FinishedWriter<v1::ComputeGradientFieldResponse>(ToGrpcStatus(who.status()));
+    }
     return new FieldWriter(deps_, ctx, *req);
   }
   ServerUnaryReactor* CountLinearRegions(CallbackServerContext* ctx,
                                          const v1::CountLinearRegionsRequest* req,
                                          v1::CountLinearRegionsResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     absl::StatusOr<core::RegionQuery> query =
         RegionQueryFromProto(*req, deps_.engine->options().max_points_per_query);
     if (!query.ok()) return Reply(ctx, query.status());
@@ -232,6 +242,8 @@ class GradientServiceImpl final : public v1::GradientService::CallbackService {
   ServerUnaryReactor* ComputeRegionPartition(CallbackServerContext* ctx,
                                              const v1::ComputeRegionPartitionRequest* req,
                                              v1::ComputeRegionPartitionResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     absl::StatusOr<core::PartitionQuery> query = PartitionQueryFromProto(*req);
     if (!query.ok()) return Reply(ctx, query.status());
     if (absl::Status s = core::ValidatePartitionQuery(*deps_.engine, *query); !s.ok()) {
@@ -246,11 +258,17 @@ class GradientServiceImpl final : public v1::GradientService::CallbackService {
   }
   grpc::ServerWriteReactor<v1::ComputeLayerJacobiansResponse>* ComputeLayerJacobians(
       CallbackServerContext* ctx, const v1::ComputeLayerJacobiansRequest* req) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) {
+      return new FinishedWriter<v1::ComputeLayerJacobiansResponse>(ToGrpcStatus(who.status()));
+    }
     return new JacobianWriter(deps_, ctx, *req);
   }
   ServerUnaryReactor* BuildComputationalGraph(CallbackServerContext* ctx,
                                               const v1::BuildComputationalGraphRequest* req,
                                               v1::BuildComputationalGraphResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     absl::StatusOr<core::GraphQuery> query =
         GraphQueryFromProto(*req, deps_.engine->options().max_points_per_query);
     if (!query.ok()) return Reply(ctx, query.status());
@@ -271,6 +289,8 @@ class GradientServiceImpl final : public v1::GradientService::CallbackService {
   ServerUnaryReactor* ScorePathRarity(CallbackServerContext* ctx,
                                       const v1::ScorePathRarityRequest* req,
                                       v1::ScorePathRarityResponse* resp) override {
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
     absl::StatusOr<core::RarityQuery> query =
         RarityQueryFromProto(*req, deps_.engine->options().max_points_per_query);
     if (!query.ok()) return Reply(ctx, query.status());

@@ -1,5 +1,6 @@
 #include "server/services/common.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
@@ -125,6 +126,11 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
   ServerUnaryReactor* CreateTrainingJob(CallbackServerContext* ctx,
                                         const v1::CreateTrainingJobRequest* req,
                                         v1::CreateTrainingJobResponse* resp) override {
+    // Reading the zoos an embedder trains on needs read access to each (Authorize).
+    absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
+    if (!who.ok()) return Reply(ctx, who.status());
+    Tenancy& tenancy = TenancyOf(deps_);
+    const std::string owner = tenancy.enabled() ? who->user : "";
     return Reply(ctx, [&]() -> absl::Status {
       if (req->job().has_embedder_training()) {
         const v1::EmbedderTraining& et = req->job().embedder_training();
@@ -132,11 +138,12 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
         if (!embedders_.ok()) return embedders_.status();
         std::shared_ptr<core::EmbedderRegistry> reg = *embedders_;
         RETURN_IF_ERROR(reg->ValidateTraining(*deps_.engine, w.id, w.zoos, w.options));
+        ASSIGN_OR_RETURN(Claimed claim, Claim(*who, Tenancy::Kind::kEmbedder, w.id,
+                                              reg->Get(w.id).ok()));
         core::TrainProgress initial;
         initial.total_steps = w.options.steps;
         core::Engine* engine = deps_.engine;
-        ASSIGN_OR_RETURN(
-            JobSnapshot snap,
+        absl::StatusOr<JobSnapshot> snap =
             deps_.jobs->Submit(JobKind::kEmbedderTraining, w.id, et.SerializeAsString(),
                                req->request_id(), initial,
                                [reg, engine, w](const core::ProgressFn& progress,
@@ -144,8 +151,10 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
                                  return reg->Train(*engine, w.id, w.zoos, w.options, progress,
                                                    cancel)
                                      .status();
-                               }));
-        JobToProto(snap, resp->mutable_job());
+                               },
+                               owner);
+        if (!snap.ok()) return Unclaim(claim, snap.status());
+        JobToProto(*snap, resp->mutable_job());
         return absl::OkStatus();
       }
       if (!req->job().has_zoo_training()) {
@@ -154,10 +163,13 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
       const v1::ZooTraining& zt = req->job().zoo_training();
       RETURN_IF_ERROR(core::ValidateResourceId(zt.zoo_id(), "job.zoo_training.zoo_id"));
       ASSIGN_OR_RETURN(core::ZooSpec spec, ZooSpecFromProto(zt.spec()));
-      ASSIGN_OR_RETURN(JobSnapshot snap,
-                       deps_.jobs->SubmitZooTraining(zt.zoo_id(), spec, JobPayload(zt),
-                                                     req->request_id()));
-      JobToProto(snap, resp->mutable_job());
+      RETURN_IF_ERROR(CheckStoredBytesQuota(deps_, *who, 0));
+      ASSIGN_OR_RETURN(Claimed claim, Claim(*who, Tenancy::Kind::kZoo, zt.zoo_id(),
+                                            deps_.engine->GetZoo(zt.zoo_id()).ok()));
+      absl::StatusOr<JobSnapshot> snap = deps_.jobs->SubmitZooTraining(
+          zt.zoo_id(), spec, JobPayload(zt), req->request_id(), owner);
+      if (!snap.ok()) return Unclaim(claim, snap.status());
+      JobToProto(*snap, resp->mutable_job());
       return absl::OkStatus();
     }());
   }
@@ -166,7 +178,7 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
                                      v1::GetTrainingJobResponse* resp) override {
     return Reply(ctx, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(std::string id, ParseJobName(req->name()));
-      ASSIGN_OR_RETURN(JobSnapshot snap, deps_.jobs->Get(id));
+      ASSIGN_OR_RETURN(JobSnapshot snap, VisibleJob(ctx, id));
       JobToProto(snap, resp->mutable_job());
       return absl::OkStatus();
     }());
@@ -177,7 +189,13 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
     return Reply(ctx, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(const int size, PageSize(req->page_size(), 50, 1000));
       ASSIGN_OR_RETURN(const int64_t offset, ParsePageToken(req->page_token()));
+      ASSIGN_OR_RETURN(Identity who, IdentityOf(deps_.auth, ctx));
       std::vector<JobSnapshot> all = deps_.jobs->List();
+      all.erase(std::remove_if(all.begin(), all.end(),
+                               [&](const JobSnapshot& j) {
+                                 return !TenancyOf(deps_).CanSeeJob(who, j.owner);
+                               }),
+                all.end());
       const int64_t n = static_cast<int64_t>(all.size());
       for (int64_t i = offset; i < n && i < offset + size; ++i) {
         JobToProto(all[i], resp->add_jobs());
@@ -191,21 +209,58 @@ class TrainingJobServiceImpl final : public v1::TrainingJobService::CallbackServ
                                         v1::CancelTrainingJobResponse* resp) override {
     return Reply(ctx, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(std::string id, ParseJobName(req->name()));
+      ASSIGN_OR_RETURN(JobSnapshot seen, VisibleJob(ctx, id));
+      ASSIGN_OR_RETURN(Identity who, IdentityOf(deps_.auth, ctx));
+      if (TenancyOf(deps_).enabled() && !who.is_admin() && seen.owner != who.user) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "trainingJobs/", id, " has no owner (submitted before authentication was on): "
+            "only an admin may cancel it"));
+      }
       ASSIGN_OR_RETURN(JobSnapshot snap, deps_.jobs->Cancel(id));
       JobToProto(snap, resp->mutable_job());
       return absl::OkStatus();
     }());
   }
   grpc::ServerWriteReactor<v1::WatchTrainingJobResponse>* WatchTrainingJob(
-      CallbackServerContext*, const v1::WatchTrainingJobRequest* req) override {
+      CallbackServerContext* ctx, const v1::WatchTrainingJobRequest* req) override {
     absl::StatusOr<std::string> id = ParseJobName(req->name());
-    if (!id.ok()) {
-      return new FinishedWriter<v1::WatchTrainingJobResponse>(ToGrpcStatus(id.status()));
+    absl::Status visible = id.ok() ? VisibleJob(ctx, *id).status() : id.status();
+    if (!visible.ok()) {
+      return new FinishedWriter<v1::WatchTrainingJobResponse>(ToGrpcStatus(visible));
     }
     return new WatchWriter(deps_.jobs, *id);
   }
 
  private:
+  // A name reserved for a job's output; `fresh` when this call created the reservation.
+  struct Claimed {
+    Tenancy::Kind kind;
+    std::string id;
+    bool fresh = false;
+  };
+  absl::StatusOr<Claimed> Claim(const Identity& who, Tenancy::Kind kind, const std::string& id,
+                                bool exists) {
+    Tenancy& tenancy = TenancyOf(deps_);
+    Claimed c{kind, id, tenancy.enabled() && !tenancy.AclOf(kind, id).has_value()};
+    RETURN_IF_ERROR(tenancy.Claim(who, kind, id, exists));
+    return c;
+  }
+  // Releases a fresh reservation when the submission failed; returns `why`.
+  absl::Status Unclaim(const Claimed& c, absl::Status why) {
+    if (c.fresh) (void)TenancyOf(deps_).Forget(c.kind, c.id);
+    return why;
+  }
+  // The job if the caller may see it; the manager's own NOT_FOUND otherwise.
+  absl::StatusOr<JobSnapshot> VisibleJob(CallbackServerContext* ctx, const std::string& id) {
+    ASSIGN_OR_RETURN(Identity who, IdentityOf(deps_.auth, ctx));
+    ASSIGN_OR_RETURN(JobSnapshot snap, deps_.jobs->Get(id));
+    if (!TenancyOf(deps_).CanSeeJob(who, snap.owner)) {
+      return absl::NotFoundError(absl::StrCat("job \"trainingJobs/", id.substr(0, 80),
+                                              "\" not found"));
+    }
+    return snap;
+  }
+
   const ServiceDeps deps_;
   // Where embedder-training jobs publish (shared with the embedding service).
   const absl::StatusOr<std::shared_ptr<core::EmbedderRegistry>> embedders_;
