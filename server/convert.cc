@@ -92,6 +92,7 @@ absl::StatusOr<std::vector<float>> FloatTensorFromProto(const v1::Tensor& t, con
                                                    " bytes of data, got ", t.data().size()));
   }
   std::vector<float> out(static_cast<size_t>(n));
+  if (n == 0) return out;  // (memcpy from/to null is undefined even for 0 bytes)
   if (elem == 4) {
     std::memcpy(out.data(), t.data().data(), t.data().size());
   } else {

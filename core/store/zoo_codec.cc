@@ -294,6 +294,7 @@ class Reader {
     absl::string_view b;
     RETURN_IF_ERROR(Bytes(n * 4, what, &b));  // cannot overflow: n <= remaining() / 4
     v->resize(n);
+    if (n == 0) return absl::OkStatus();  // (memcpy from/to null is undefined even for 0 bytes)
     if (kHostIsLittleEndian) {
       std::memcpy(v->data(), b.data(), b.size());
     } else {

@@ -36,6 +36,8 @@ for t in "${TARGETS[@]}"; do
   corpus="$BUILD/corpus/$t"
   mkdir -p "$corpus"
   cp -n "$BUILD/seeds/$t"/* "$corpus/" 2>/dev/null || true
+  # Inputs that once found a bug (tests/fuzz/regressions/<target>/) always run first.
+  cp -n "$ROOT/tests/fuzz/regressions/$t"/* "$corpus/" 2>/dev/null || true
   log="$BUILD/fuzz_$t.log"
   if "$BUILD/fuzz_$t" "$corpus" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
       -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 -print_final_stats=1 \
