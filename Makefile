@@ -9,7 +9,8 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # ccache keys relative to the checkout, so any clone (CI's too) reuses earlier compilations.
 export CCACHE_BASEDIR ?= $(CURDIR)
 
-.PHONY: all setup configure build test lint-proto test-unit test-core-only demo serve clean bench
+.PHONY: all setup configure build test lint-proto test-unit test-core-only demo serve clean bench \
+        sanitize fuzz
 
 all: build
 
@@ -48,6 +49,15 @@ bench: setup
 	@cmake -S . -B $(BUILD) -G Ninja -DGRADZOO_BUILD_BENCH=ON >/dev/null
 	@ninja -C $(BUILD) -j $(JOBS)
 	@for s in tests/bench/run_*_bench.sh tests/bench/analysis_bench.sh; do [[ -x $$s ]] && $$s; done
+
+# ASan + UBSan build of the suite (build-asan/) and its core and server tests.
+sanitize: setup
+	@scripts/sanitize.sh
+
+# libFuzzer targets (clang, ASan + UBSan) for FUZZ_SECONDS each (make test runs them 15 s).
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-core
