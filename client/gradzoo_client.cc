@@ -420,6 +420,7 @@ absl::StatusOr<FloatArray> Client::DecodeTensor(const v1::Tensor& t) {
     return absl::DataLossError("tensor byte count does not match its shape");
   }
   a.data.resize(n);
+  if (n == 0) return a;
   if (elem == 4) {
     std::memcpy(a.data.data(), t.data().data(), t.data().size());
   } else {

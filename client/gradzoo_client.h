@@ -9,11 +9,35 @@
 //   ASSIGN_OR_RETURN(job, client->WaitForJob(job.name(), on_progress));
 //   ASSIGN_OR_RETURN(auto fields, client->ComputeGradientField(request));
 //
-// Errors: codes are the server's (NOT_FOUND for unknown names, INVALID_ARGUMENT for bad
-// input, RESOURCE_EXHAUSTED for oversize requests or full queues, UNAVAILABLE when the server
-// cannot be reached, DEADLINE_EXCEEDED when the deadline passes).
+// client/examples/train_and_query.cc is a complete program (built with the project, run by a
+// test). This header covers zoos, models, jobs and fields; the other services are reached
+// through this client's channel, token and deadlines by gradient_analysis.h (functions taking
+// a Client&: regions, partitions, layer Jacobians, graphs, path rarity), AnalysisClient (analysis_client.h: orthogonality, PCA, PLSR, CKA, scaffold gradients) and
+// EmbeddingClient (embedding_client.h: embedders, embeddings, neighbours, probes).
 //
-// Thread-safe: one Client may be shared by many threads.
+// Names are the full resource names of the API: "zoos/{zoo}", "zoos/{zoo}/models/{model}",
+// "trainingJobs/{job}" (ids match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?). The exceptions
+// are CreateZooTrainingJob's `zoo_id` and ImportZoo's `name`, which take the new zoo's id.
+//
+// Errors (absl::StatusCode = the gRPC code the server sent):
+//   INVALID_ARGUMENT    malformed name or request; the message names the field
+//   NOT_FOUND           unknown zoo, model, job or embedder (or one another user owns)
+//   ALREADY_EXISTS      creating a zoo or embedder whose id is taken
+//   FAILED_PRECONDITION e.g. deleting a zoo a running job writes
+//   RESOURCE_EXHAUSTED  request over a server limit (points per query, message size, quota)
+//                       or a full queue; the message says which and whether to retry
+//   UNAUTHENTICATED     the server requires a token (Options::token) and got none or a bad one
+//   DATA_LOSS           stored data failed its checksum, or a reply was malformed
+//   UNAVAILABLE         server unreachable or shutting down: retry later
+//   DEADLINE_EXCEEDED   the call's deadline passed (the server stops computing for it)
+//   CANCELLED           the job was cancelled (WaitForJob does not return this: see there)
+//
+// Deadlines: unary calls use Options::timeout (30 s), streamed queries (fields)
+// Options::stream_timeout (10 min), WaitForJob its own `timeout`. When a deadline passes the
+// call fails DEADLINE_EXCEEDED and the server cancels its computation.
+//
+// Thread-safe: one Client may be shared by many threads (calls are independent; the channel
+// multiplexes them).
 #ifndef GRADZOO_CLIENT_GRADZOO_CLIENT_H_
 #define GRADZOO_CLIENT_GRADZOO_CLIENT_H_
 
@@ -43,7 +67,10 @@ struct FloatArray {
   std::vector<float> data;
 };
 
-// One model's gradient field, assembled from its chunks.
+// One model's gradient field, assembled from its chunks. Arrays are row-major float32:
+// point i, output o, input j is gradients[(i * output_dim + o) * input_dim + j] = d y_o / d x_j
+// at points[i * input_dim + j]; for a grid query the points run with the first axis slowest.
+// `summary` (compare_with_theory) holds the error statistics defined in gradient.proto.
 struct GradientField {
   std::string model;
   int64_t n = 0;
@@ -83,7 +110,8 @@ class Client {
     std::string tls_server_name;
   };
 
-  // Creates a client for `address` (host:port). Does not contact the server. INVALID_ARGUMENT
+  // Creates a client for `address` (host:port). Does not contact the server: a wrong address
+  // shows up as UNAVAILABLE on the first call (CheckHealth is a cheap first call). INVALID_ARGUMENT
   // for an empty address, a token with characters metadata cannot carry, or half a client
   // certificate (cert without key).
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& address,
@@ -126,13 +154,19 @@ class Client {
   absl::StatusOr<v1::TrainingJob> GetJob(const std::string& name);
   absl::StatusOr<std::vector<v1::TrainingJob>> ListJobs();
   absl::StatusOr<v1::TrainingJob> CancelJob(const std::string& name);
-  // Watches the job until it reaches a final state, calling `on_update` for each update;
-  // returns the final job. `timeout` bounds the whole wait.
+  // Watches the job (WatchTrainingJob stream) until it reaches a final state, calling
+  // `on_update` on the calling thread for each snapshot (the first immediately); returns the
+  // final job. A FAILED or CANCELLED job is returned, not an error: check state() and
+  // error(). Errors: NOT_FOUND (unknown job), DEADLINE_EXCEEDED when `timeout` passes (the job
+  // keeps running), UNAVAILABLE when the stream breaks before the end (call again: watching
+  // is idempotent).
   absl::StatusOr<v1::TrainingJob> WaitForJob(
       const std::string& name, const std::function<void(const v1::TrainingJob&)>& on_update,
       absl::Duration timeout = absl::Hours(24));
 
-  // Streams a gradient field and assembles one GradientField per model, in server order.
+  // Streams a gradient field and assembles one GradientField per model, in server order
+  // (request.selection: models as listed, then a zoo's models in zoo order). DATA_LOSS when
+  // chunks are missing or out of order.
   absl::StatusOr<std::vector<GradientField>> ComputeGradientField(
       const v1::ComputeGradientFieldRequest& request);
 
