@@ -13,17 +13,27 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "client/cli/cli.h"
 
 namespace gradzoo::client::cli {
 namespace {
 
+// One job per line, within 100 columns for ids and outputs of usual length: the job id
+// (`job get` takes it with or without "trainingJobs/"), state, models (or embedder steps) done,
+// optimiser steps, mean validation loss, and what it makes (or why it failed).
 void PrintJobLine(const v1::TrainingJob& j) {
   const auto& p = j.progress();
-  std::cout << absl::StrFormat("%-34s %-10s %4d/%-4d step %6d/%-6d val loss %.3e  %s\n", j.name(),
-                               StateName(j.state()), p.done(), p.total(), p.step(),
-                               p.total_steps(), p.mean_validation_loss(),
+  const std::string id(absl::StripPrefix(j.name(), "trainingJobs/"));
+  std::cout << absl::StrFormat("%-24s %-10s %9s %13s  %9.3e  %s\n", id, StateName(j.state()),
+                               absl::StrCat(p.done(), "/", p.total()),
+                               absl::StrCat(p.step(), "/", p.total_steps()), p.mean_validation_loss(),
                                j.error().empty() ? j.output() : j.error());
+}
+
+void PrintJobHeader() {
+  std::cout << absl::StrFormat("%-24s %-10s %9s %13s  %9s  %s\n", "JOB", "STATE", "MODELS", "STEPS",
+                               "VAL LOSS", "OUTPUT");
 }
 
 void ShowProgress(const v1::TrainingJob& j, bool tty) {
@@ -170,6 +180,7 @@ absl::Status Jobs(Context& c) {
     std::cout << ToJson(r);
     return absl::OkStatus();
   }
+  if (!jobs->empty()) PrintJobHeader();
   for (const auto& j : *jobs) PrintJobLine(j);
   if (jobs->empty()) std::cout << "(no jobs)\n";
   return absl::OkStatus();
