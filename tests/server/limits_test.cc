@@ -3,15 +3,18 @@
 // allocated) and the server keeps serving; a saturated query pool answers RESOURCE_EXHAUSTED
 // with retry advice while health still answers; a client deadline stops a big query and the
 // pool is free again at once; the server's default budget applies when a client sets none.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <iostream>
 #include <chrono>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "client/gradzoo_client.h"
+#include "gradzoo/v1/gradient.grpc.pb.h"
 #include "server/server.h"
 #include "tests/server/secure_fixture.h"
 #include "tests/testing/status_matchers.h"
@@ -98,6 +101,93 @@ TEST_F(LimitsTest, ASaturatedQueryPoolAnswersRetryLaterAndHealthStillAnswers) {
   EXPECT_EQ(other.load(), 0);
   // Afterwards everything is served again.
   EXPECT_OK(alice_->ComputeGradientField(Grid("zoos/z", 11)).status());
+}
+
+}  // namespace
+}  // namespace gradzoo::server
+
+namespace gradzoo::server {
+namespace {
+
+// A 2-64-64-1 zoo (2 models) makes a 2 x 1.44M-point field take seconds on this class of
+// machine, so a computation that did not stop would hold the single query worker long after
+// its call ended.
+class DeadlineTest : public testing::SecureServerFixture {
+ protected:
+  void Configure(Server::Options* o) override {
+    o->query_threads = 1;
+    o->default_deadline = absl::Milliseconds(300);
+  }
+  static v1::ZooSpec WideSpec() {
+    v1::ZooSpec spec = SmallSpec(20);
+    spec.mutable_architecture()->clear_hidden_widths();
+    spec.mutable_architecture()->add_hidden_widths(64);
+    spec.mutable_architecture()->add_hidden_widths(64);
+    return spec;
+  }
+  // Streams a field through a raw stub: `deadline` (none when zero), or cancelled by the client
+  // after `cancel_after` (none when zero). Returns the final status.
+  grpc::Status RawField(const v1::ComputeGradientFieldRequest& req, absl::Duration deadline,
+                        absl::Duration cancel_after) {
+    auto channel = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+    auto stub = v1::GradientService::NewStub(channel);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + testing::kAliceToken);
+    if (deadline > absl::ZeroDuration()) ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    std::thread canceller;
+    if (cancel_after > absl::ZeroDuration()) {
+      canceller = std::thread([&ctx, cancel_after] {
+        absl::SleepFor(cancel_after);
+        ctx.TryCancel();
+      });
+    }
+    auto reader = stub->ComputeGradientField(&ctx, req);
+    v1::ComputeGradientFieldResponse msg;
+    while (reader->Read(&msg)) {
+    }
+    grpc::Status s = reader->Finish();
+    if (canceller.joinable()) canceller.join();
+    return s;
+  }
+  // Seconds a small query takes (it waits for the single query worker).
+  double SmallQuerySeconds() {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_OK(alice_->ComputeGradientField(Grid("zoos/w", 5)).status());
+    return Seconds(start);
+  }
+};
+
+TEST_F(DeadlineTest, ExpiredOrCancelledQueriesStopAndTheServerBudgetAppliesWithoutADeadline) {
+  TrainZoo(*alice_, "w", WideSpec());
+  const v1::ComputeGradientFieldRequest big = Grid("zoos/w", 1200);
+
+  // Reference: the whole field with the client's (long) deadline, which overrides the
+  // server's 300 ms default budget.
+  const auto full_start = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(auto fields, alice_->ComputeGradientField(big));
+  const double full = Seconds(full_start);
+  ASSERT_EQ(fields.size(), 2u);
+  std::cerr << "full 2 x 1.44M-point field: " << full << " s\n";
+  ASSERT_GT(full, 1.0) << "the big field must take long enough for the test to mean anything";
+
+  // A 150 ms client deadline: DEADLINE_EXCEEDED, and the worker is free at once.
+  grpc::Status s = RawField(big, absl::Milliseconds(150), absl::ZeroDuration());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_LT(SmallQuerySeconds(), 0.4) << "full field: " << full << " s";
+
+  // The client cancels (as when it disconnects) after 150 ms.
+  s = RawField(big, absl::ZeroDuration(), absl::Milliseconds(150));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
+  EXPECT_LT(SmallQuerySeconds(), 0.4) << "full field: " << full << " s";
+
+  // No client deadline: the server's 300 ms budget stops it, naming the flag.
+  const auto start = std::chrono::steady_clock::now();
+  s = RawField(big, absl::ZeroDuration(), absl::ZeroDuration());
+  const double took = Seconds(start);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("--default-deadline"));
+  EXPECT_LT(took, 0.3 + 0.5 * full);
+  EXPECT_LT(SmallQuerySeconds(), 0.4);
 }
 
 }  // namespace

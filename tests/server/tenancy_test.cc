@@ -160,6 +160,47 @@ TEST_F(TenancyTest, ImportedZoosAndModelsBelongToTheImporter) {
   EXPECT_THAT(alice_->ImportModel("zoos/bob-models", m), HasCode(absl::StatusCode::kNotFound));
 }
 
+TEST_F(TenancyTest, EmbeddersBelongToTheirTrainer) {
+  TrainZoo(*alice_, "ez", SmallSpec());
+  client::EmbeddingClient alice_emb(*alice_), bob_emb(*bob_), root_emb(*root_);
+  v1::EmbedderTraining work;
+  work.set_embedder_id("ae");
+  work.add_zoos("zoos/ez");
+  work.set_points_per_sample(16);
+  work.set_embedding_size(4);
+  work.set_steps(5);
+  work.set_hidden(8);
+  work.set_seed(1);
+  // Bob may not train on alice's zoo.
+  EXPECT_THAT(bob_emb.CreateEmbedderTrainingJob(work), HasCode(absl::StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob job, alice_emb.CreateEmbedderTrainingJob(work));
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob done, alice_->WaitForJob(job.name(), {}, absl::Minutes(5)));
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  ASSERT_OK(alice_emb.GetEmbedder("embedders/ae").status());
+  ASSERT_OK_AND_ASSIGN(auto models, alice_->ListModels("zoos/ez", false));
+  EXPECT_OK(alice_emb.EmbedModels("embedders/ae", {models[0].name()}).status());
+  ASSERT_OK_AND_ASSIGN(auto near, alice_emb.FindNeighbors("embedders/ae", models[0].name(), 1));
+  EXPECT_EQ(near.size(), 1u);
+
+  EXPECT_THAT(bob_emb.GetEmbedder("embedders/ae"), HasCode(absl::StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(auto bob_list, bob_emb.ListEmbedders());
+  EXPECT_TRUE(bob_list.empty());
+  EXPECT_THAT(bob_emb.DeleteEmbedder("embedders/ae"), HasCode(absl::StatusCode::kNotFound));
+  // Bob's own zoo, alice's embedder: still NOT_FOUND.
+  TrainZoo(*bob_, "bz", SmallSpec());
+  ASSERT_OK_AND_ASSIGN(auto bob_models, bob_->ListModels("zoos/bz", false));
+  EXPECT_THAT(bob_emb.EmbedModels("embedders/ae", {bob_models[0].name()}),
+              HasCode(absl::StatusCode::kNotFound));
+  work.clear_zoos();
+  work.add_zoos("zoos/bz");
+  // Names are shared: alice's embedder name is taken for bob.
+  EXPECT_THAT(bob_emb.CreateEmbedderTrainingJob(work), HasCode(absl::StatusCode::kAlreadyExists));
+
+  ASSERT_OK_AND_ASSIGN(auto root_list, root_emb.ListEmbedders());
+  ASSERT_EQ(root_list.size(), 1u);
+  EXPECT_OK(alice_emb.DeleteEmbedder("embedders/ae"));
+}
+
 TEST_F(TenancyTest, OwnershipSurvivesARestart) {
   TrainZoo(*alice_, "kept", SmallSpec());
   ASSERT_OK(alice_->ShareZoo("zoos/kept", {"bob"}).status());
