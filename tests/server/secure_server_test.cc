@@ -270,5 +270,60 @@ TEST_F(SecureServerTest, TlsFromOptionsAndRefusalOnBadCertificates) {
   EXPECT_THAT(Server::Start(o), Not(HasCode(absl::StatusCode::kOk)));
 }
 
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Mutual TLS through Server::Options::tls_client_ca: a client certificate from the CA is
+// required, and the token still is.
+TEST_F(SecureServerTest, MutualTlsFromOptions) {
+  const std::string d = dir_.string();
+  {
+    std::ofstream sh(d + "/pki.sh");
+    sh << R"SH(set -e
+q() { "$@" >/dev/null 2>&1; }
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+q openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' > s.ext
+printf 'extendedKeyUsage=clientAuth\n' > c.ext
+for n in srv cli; do q openssl req $ec -keyout $n.key -out $n.csr -subj /CN=$n; done
+q openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -set_serial 7 -days 1 -extfile s.ext -out srv.pem
+q openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -set_serial 8 -days 1 -extfile c.ext -out cli.pem
+)SH";
+  }
+  ASSERT_EQ(std::system(("cd " + d + " && bash pki.sh").c_str()), 0) << "openssl CLI missing?";
+  Server::Options o = options_;
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "";
+  o.data_dir = (dir_ / "mtls-data").string();
+  o.tls_cert = d + "/srv.pem";
+  o.tls_key = d + "/srv.key";
+  o.tls_client_ca = d + "/ca.pem";
+  ASSERT_OK_AND_ASSIGN(auto mtls, Server::Start(o));
+  const std::string addr = absl::StrCat("127.0.0.1:", mtls->port());
+  client::Client::Options co;
+  co.token = kAliceToken;
+  co.tls_root_certs = ReadAll(d + "/ca.pem");
+  co.tls_server_name = "localhost";
+  co.timeout = absl::Seconds(10);
+  co.tls_client_cert = ReadAll(d + "/cli.pem");
+  co.tls_client_key = ReadAll(d + "/cli.key");
+  ASSERT_OK_AND_ASSIGN(auto with_cert, client::Client::Connect(addr, co));
+  EXPECT_OK(with_cert->GetServerInfo().status());
+  client::Client::Options no_cert = co;
+  no_cert.tls_client_cert.clear();
+  no_cert.tls_client_key.clear();
+  no_cert.timeout = absl::Seconds(3);
+  ASSERT_OK_AND_ASSIGN(auto without, client::Client::Connect(addr, no_cert));
+  EXPECT_THAT(without->GetServerInfo(), HasCode(absl::StatusCode::kUnavailable));
+  client::Client::Options half = co;
+  half.tls_client_key.clear();
+  EXPECT_THAT(client::Client::Connect(addr, half), HasCode(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace gradzoo::server
