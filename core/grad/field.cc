@@ -1,11 +1,14 @@
 #include "core/grad/field.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "core/grad/bit_keys.h"
+#include "core/grad/grad_internal.h"
 #include "core/nn/mlp.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_util.h"
@@ -21,6 +24,100 @@ int64_t ChunkPoints(const MlpSpec& spec, int64_t k) {
   constexpr int64_t kBudgetBytes = 64 << 20;
   return std::max<int64_t>(256, kBudgetBytes / std::max<int64_t>(1, per_point));
 }
+
+// ReLU networks on the CPU: the input Jacobian is constant on each activation region, so one
+// model's field is
+//   1. a lean forward pass in cache-sized chunks: each hidden layer's pre-activations z_l are
+//      packed into pattern bits (z > 0, bit_keys.h) while hot in cache, then rectified in place
+//      (no captured activations, no per-point Jacobian intermediates);
+//   2. one exact hash of every point's pattern for the whole field (BitKeySet: equal keys are
+//      confirmed word by word, so no float rounding decides anything);
+//   3. J = W_L D_H W_H ... D_1 W_1 (D_l = diag of layer l's bits) formed once per distinct
+//      pattern, batched over the patterns first seen in each chunk;
+//   4. a gather of the pattern's J rows to the points.
+// The result equals the direct product at every point (same masks, same weights); the tests
+// check it against LibTorch autograd.
+absl::Status ReluFieldByPattern(const MlpSpec& spec, const std::vector<LayerWeights>& layers,
+                                const at::Tensor& all, bool include_outputs,
+                                const CancelFn& cancel, ModelField* f) {
+  const int64_t n = all.size(0);
+  const int in = spec.input_dim, out = spec.output_dim;
+  const int hidden = static_cast<int>(spec.hidden.size());
+  const int64_t jac = int64_t{out} * in;  // floats per pattern
+  const StackedMlp mlp = Stack(spec, {&layers}, at::Device(at::kCPU));
+  std::vector<at::Tensor> wt, b;  // W_l^T [in_l, out_l] (contiguous) and b_l [out_l]
+  for (size_t l = 0; l < mlp.weight.size(); ++l) {
+    wt.push_back(mlp.weight[l][0].t().contiguous());
+    b.push_back(mlp.bias[l][0][0]);
+  }
+  const std::vector<int> offsets = PatternWordOffsets(spec.hidden);
+  const int words = offsets.back();
+  int widest = 0;
+  for (int h : spec.hidden) widest = std::max(widest, h);
+  // ~2 MiB of pre-activations per chunk: stays in cache while packed.
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 19) / std::max(widest, 1), 256, 16384);
+  BitKeySet patterns(words);
+  std::vector<float> table;  // [patterns, out, in]
+  std::vector<uint64_t> bits(static_cast<size_t>(chunk) * words);
+  std::vector<int64_t> ids(chunk);
+  std::vector<int64_t> fresh;  // chunk rows whose pattern is new
+  for (int64_t start = 0; start < n; start += chunk) {
+    if (cancel && cancel()) return absl::CancelledError("gradient field cancelled");
+    const int64_t m = std::min(chunk, n - start);
+    at::Tensor h = all.narrow(0, start, m);
+    for (int l = 0; l < hidden; ++l) {
+      at::Tensor z = l == 0 && in <= grad_internal::kSmallInputs
+                         ? grad_internal::SmallInputLayer(h, wt[0], b[0])
+                         : at::addmm(b[l], h, wt[l]);  // [m, w_l], contiguous
+      const float* zp = z.data_ptr<float>();
+      const int w = spec.hidden[l];
+      uint64_t* dst = bits.data() + offsets[l];
+      at::parallel_for(0, m, 1024, [&](int64_t lo, int64_t hi) {
+        for (int64_t p = lo; p < hi; ++p) PackPositive(zp + p * w, w, dst + p * words);
+      });
+      h = z.clamp_min_(0);
+    }
+    if (include_outputs) {
+      at::Tensor y = at::addmm(b[hidden], h, wt[hidden]);
+      std::copy(y.data_ptr<float>(), y.data_ptr<float>() + m * out, f->outputs.data() + start * out);
+    }
+    fresh.clear();
+    for (int64_t p = 0; p < m; ++p) {
+      ids[p] = patterns.Insert(bits.data() + p * words);
+      if (ids[p] == static_cast<int64_t>(table.size() / jac) + static_cast<int64_t>(fresh.size())) {
+        fresh.push_back(p);
+      }
+    }
+    if (!fresh.empty()) {
+      // Masks of the new patterns, then G = W_L D_H, G = G W_H D_{H-1}, ..., J = G W_1.
+      const int64_t r = static_cast<int64_t>(fresh.size());
+      std::vector<at::Tensor> masks(hidden);
+      for (int l = 0; l < hidden; ++l) {
+        const int w = spec.hidden[l];
+        masks[l] = at::empty({r, 1, w}, at::kFloat);
+        float* mp = masks[l].data_ptr<float>();
+        for (int64_t i = 0; i < r; ++i) {
+          const uint64_t* src = bits.data() + fresh[i] * words + offsets[l];
+          for (int u = 0; u < w; ++u) mp[i * w + u] = static_cast<float>((src[u / 64] >> (u % 64)) & 1);
+        }
+      }
+      at::Tensor g = mlp.weight[hidden][0].unsqueeze(0) * masks[hidden - 1];  // [r, out, w_H]
+      for (int l = hidden - 1; l >= 0; --l) {
+        g = at::matmul(g, mlp.weight[l][0]);  // [r, out, width below]
+        if (l > 0) g.mul_(masks[l - 1]);
+      }
+      g = g.contiguous();
+      table.insert(table.end(), g.data_ptr<float>(), g.data_ptr<float>() + r * jac);
+    }
+    float* dst = f->gradients.data() + start * jac;
+    const float* tp = table.data();
+    at::parallel_for(0, m, 4096, [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p) std::copy(tp + ids[p] * jac, tp + (ids[p] + 1) * jac, dst + p * jac);
+    });
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<ModelField>> ComputeInputGradients(
@@ -45,8 +142,14 @@ absl::StatusOr<std::vector<ModelField>> ComputeInputGradients(
       f.gradients.resize(static_cast<size_t>(n) * out * in);
       if (include_outputs) f.outputs.resize(static_cast<size_t>(n) * out);
     }
-    const int64_t chunk = ChunkPoints(spec, k);
     at::Tensor all = ViewFloats(points, {n, in});
+    if (dev.is_cpu() && spec.activation == Activation::kRelu && !spec.hidden.empty()) {
+      for (int64_t i = 0; i < k; ++i) {
+        RETURN_IF_ERROR(ReluFieldByPattern(spec, *models[i], all, include_outputs, cancel, &fields[i]));
+      }
+      return fields;
+    }
+    const int64_t chunk = ChunkPoints(spec, k);
     for (int64_t start = 0; start < n; start += chunk) {
       if (cancel && cancel()) return absl::CancelledError("gradient field cancelled");
       const int64_t m = std::min(chunk, n - start);

@@ -14,6 +14,28 @@ int64_t ChunkFor(int64_t floats_per_point) {
   return std::clamp<int64_t>(kBudgetFloats / std::max<int64_t>(1, floats_per_point), 256, 65536);
 }
 
+at::Tensor SmallInputLayer(const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b) {
+  const int64_t m = x.size(0), in = x.size(1), w = wt.size(1);
+  at::Tensor z = at::empty({m, w}, at::kFloat);
+  const float* xp = x.data_ptr<float>();
+  const float* wp = wt.data_ptr<float>();
+  const at::Tensor bc = b.contiguous();
+  const float* bp = bc.data_ptr<float>();
+  float* zp = z.data_ptr<float>();
+  at::parallel_for(0, m, 512, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; ++p) {
+      float* row = zp + p * w;
+      std::copy(bp, bp + w, row);
+      for (int64_t i = 0; i < in; ++i) {
+        const float xi = xp[p * in + i];
+        const float* wr = wp + i * w;
+        for (int64_t u = 0; u < w; ++u) row[u] += xi * wr[u];  // vectorised axpy
+      }
+    }
+  });
+  return z;
+}
+
 void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out) {
   const MlpSpec& spec = mlp.spec;
   const std::vector<int> offsets = PatternWordOffsets(spec.hidden);
@@ -22,7 +44,10 @@ void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out) {
   std::fill(out, out + m * words, 0);
   at::Tensor h = x;
   for (size_t l = 0; l < spec.hidden.size(); ++l) {
-    at::Tensor z = at::addmm(mlp.bias[l][0][0], h, mlp.weight[l][0].t());  // [m, w]
+    at::Tensor z = l == 0 && x.is_cpu() && x.scalar_type() == at::kFloat &&
+                           spec.input_dim <= kSmallInputs
+                       ? SmallInputLayer(x.contiguous(), mlp.weight[0][0].t().contiguous(), mlp.bias[0][0][0])
+                       : at::addmm(mlp.bias[l][0][0], h, mlp.weight[l][0].t());  // [m, w]
     at::Tensor zc = z.to(at::kCPU, at::kFloat).contiguous();
     const int w = spec.hidden[l];
     const float* zp = zc.data_ptr<float>();

@@ -35,6 +35,12 @@ int64_t ChunkFor(int64_t floats_per_point);
 // place.
 void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out);
 
+// z = x W^T + b for a layer with few inputs (x [m, in] contiguous float on the CPU, wt = W^T
+// [in, w] contiguous, b [w]): a direct loop, several times cheaper than a BLAS call whose inner
+// dimension is tiny (in <= kSmallInputs). Returns [m, w].
+constexpr int kSmallInputs = 8;
+at::Tensor SmallInputLayer(const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b);
+
 // Reverse sweep for the first model of `mlp`: for every hidden layer l, d y / d h_l (post) and
 // d y / d z_l (pre), each [m, out, w_l] on the capture's device:
 //   post_{H-1} = W_L,  pre_l = post_l * act'(z_l),  post_{l-1} = pre_l W_l.

@@ -1,6 +1,9 @@
 #include "core/grad/field.h"
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
 
 #include "tests/testing/status_matchers.h"
 
@@ -44,6 +47,67 @@ TEST(FieldTest, ChunkingDoesNotChangeResults) {
   ASSERT_OK_AND_ASSIGN(auto small, ComputeInputGradients(spec, {&m}, tail, 10, "cpu", false, {}));
   for (int i = 0; i < 10 * 4; ++i) {
     EXPECT_NEAR(big[1].gradients[(n - 10) * 4 + i], small[0].gradients[i], 1e-6);
+  }
+}
+
+// The ReLU pattern path (one Jacobian per distinct activation pattern, gathered) against
+// LibTorch autograd in float64 on every point: two models, three outputs, a 70-unit layer (two
+// pattern words) and a 40-unit one, 30000 points over several chunks (a grid, so patterns
+// repeat across chunks). Points within 1e-4 of a kink in the float64 pass are skipped (float32
+// may put them on the other side); they must be rare (< 3%).
+TEST(FieldTest, ReluPatternPathMatchesAutogradOnEveryPoint) {
+  MlpSpec spec{3, {70, 40}, 3, Activation::kRelu};
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<std::vector<LayerWeights>> models(2);
+  for (auto& net : models) {
+    const std::vector<int> w = spec.Widths();
+    for (size_t l = 0; l + 1 < w.size(); ++l) {
+      LayerWeights lw{w[l + 1], w[l], std::vector<float>(w[l + 1] * w[l]), std::vector<float>(w[l + 1])};
+      for (auto& v : lw.weight) v = static_cast<float>(normal(rng) / std::sqrt(static_cast<double>(w[l])));
+      for (auto& v : lw.bias) v = static_cast<float>(0.3 * normal(rng));
+      net.push_back(std::move(lw));
+    }
+  }
+  const int64_t n = 30000;
+  std::vector<float> pts;
+  for (int64_t i = 0; i < n; ++i) {
+    pts.insert(pts.end(), {static_cast<float>(-2 + 4.0 * (i / 200) / 149), static_cast<float>(-2 + 4.0 * (i % 200) / 199), 0.25f});
+  }
+  ASSERT_OK_AND_ASSIGN(auto fields, ComputeInputGradients(spec, {&models[0], &models[1]}, pts, n, "cpu", true, {}));
+  ASSERT_EQ(fields.size(), 2u);
+  for (int k = 0; k < 2; ++k) {
+    SCOPED_TRACE(k);
+    const auto& net = models[k];
+    at::Tensor x = torch::from_blob(pts.data(), {n, 3}).to(at::kDouble).requires_grad_(true);
+    at::Tensor h = x;
+    at::Tensor kink = at::zeros({n}, at::kBool);
+    for (size_t l = 0; l < net.size(); ++l) {
+      at::Tensor w = torch::from_blob(const_cast<float*>(net[l].weight.data()), {net[l].out, net[l].in}).to(at::kDouble);
+      at::Tensor b = torch::from_blob(const_cast<float*>(net[l].bias.data()), {net[l].out}).to(at::kDouble);
+      h = at::matmul(h, w.t()) + b;
+      if (l + 1 < net.size()) {
+        kink |= (h.detach().abs() < 1e-4).any(1);
+        h = at::relu(h);
+      }
+    }
+    EXPECT_LT(kink.sum().item<int64_t>(), 3 * n / 100);  // ~1.1% with 110 units
+    const auto* kp = kink.data_ptr<bool>();
+    int64_t bad = 0, compared = 0;
+    for (int o = 0; o < 3; ++o) {
+      at::Tensor g = torch::autograd::grad({h.select(1, o).sum()}, {x}, {}, true)[0].contiguous();
+      at::Tensor y = h.select(1, o).detach().contiguous();
+      const double* gp = g.data_ptr<double>();
+      const double* yp = y.data_ptr<double>();
+      for (int64_t p = 0; p < n; ++p) {
+        bad += !(std::abs(fields[k].outputs[p * 3 + o] - yp[p]) <= 1e-4);
+        if (kp[p]) continue;
+        ++compared;
+        for (int i = 0; i < 3; ++i) bad += !(std::abs(fields[k].gradients[(p * 3 + o) * 3 + i] - gp[p * 3 + i]) <= 1e-5);
+      }
+    }
+    EXPECT_EQ(bad, 0);
+    EXPECT_GT(compared, 3 * n * 97 / 100);
   }
 }
 
