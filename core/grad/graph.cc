@@ -413,17 +413,29 @@ std::string Grey(double activity) {
 }  // namespace
 
 std::string GraphToDot(const ComputationalGraph& g, const std::string& title) {
-  std::string out = absl::StrCat("digraph ", Quote(title), " {\n",
-                                 "  rankdir=LR;\n  splines=line;\n  nodesep=0.05;\n  ranksep=1.6;\n",
-                                 "  label=", Quote(title), ";\n",
-                                 "  node [shape=circle, style=filled, fontsize=9, width=0.45, fixedsize=true];\n");
+  // The title with a one-line key on top; small arrowheads (direction is always left to
+  // right) so that dozens of edges entering one node stay readable; layers named and labelled
+  // below their nodes, where no edge crosses the label.
+  std::string out = absl::StrCat(
+      "digraph ", Quote(title), " {\n",
+      "  rankdir=LR;\n  splines=line;\n  nodesep=0.05;\n  ranksep=1.6;\n",
+      "  labelloc=t;\n  fontsize=14;\n",
+      // Quote() would escape the line break: append the key inside the closing quote.
+      "  label=", Quote(title).substr(0, Quote(title).size() - 1),
+      "\\nedge width: mean |normalised gradient|; blue > 0, red < 0; node shade: activity\";\n",
+      "  node [shape=circle, style=filled, fontsize=9, width=0.45, fixedsize=true];\n",
+      "  edge [arrowsize=0.35];\n");
+  const int last_layer = g.nodes.empty() ? 0 : g.nodes.back().layer;
   int layer = -1;
   for (const GraphNode& n : g.nodes) {
     if (n.layer != layer) {
       if (layer >= 0) out += "  }\n";
       layer = n.layer;
-      absl::StrAppend(&out, "  subgraph cluster_L", layer, " {\n    label=\"layer ", layer,
-                      "\";\n    color=lightgrey;\n");
+      const std::string name = layer == 0            ? std::string("input")
+                               : layer == last_layer ? std::string("output")
+                                                     : absl::StrCat("hidden ", layer);
+      absl::StrAppend(&out, "  subgraph cluster_L", layer, " {\n    label=\"", name,
+                      "\";\n    labelloc=b;\n    color=lightgrey;\n");
     }
     absl::StrAppend(&out, "    ", Quote(n.id), " [label=", Quote(n.label), ", fillcolor=\"",
                     Grey(n.activity), "\", tooltip=\"activity ", Num(n.activity), "\"];\n");

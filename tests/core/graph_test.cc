@@ -260,6 +260,12 @@ TEST(GraphTest, DotAndJsonTexts) {
   const std::string dot = GraphToDot(g, "zoos/z/models/m0000");
   EXPECT_THAT(dot, HasSubstr("digraph \"zoos/z/models/m0000\" {"));
   EXPECT_THAT(dot, HasSubstr("subgraph cluster_L1"));
+  // Readable rendering: named layers, a key under the title, small arrowheads.
+  EXPECT_THAT(dot, HasSubstr("label=\"input\""));
+  EXPECT_THAT(dot, HasSubstr("label=\"hidden 1\""));
+  EXPECT_THAT(dot, HasSubstr("label=\"output\""));
+  EXPECT_THAT(dot, HasSubstr("label=\"zoos/z/models/m0000\\nedge width: mean |normalised gradient|"));
+  EXPECT_THAT(dot, HasSubstr("edge [arrowsize=0.35]"));
   EXPECT_THAT(dot, HasSubstr("\"L1:1\" -> \"L2:0\""));
   EXPECT_THAT(dot, HasSubstr("#d62728"));  // the negative weight h1.1 -> y1
   size_t arrows = 0;
