@@ -14,6 +14,8 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr char kAxisColor[] = "#333333";
+// Width of the legend column right of the plot (pixels).
+constexpr double kLegendColumn = 150;
 constexpr std::array<const char*, 10> kPalette = {
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -51,6 +53,14 @@ std::string Hsv(double h, double s, double v) {
   return absl::StrFormat("#%02x%02x%02x", byte(r), byte(g), byte(b));
 }
 
+// An axis name short enough to sit beside the colour wheel (longer ones are cut with "..").
+std::string LegendLabel(const std::string& label) {
+  if (label.size() <= 8) return label;
+  size_t n = 6;
+  while (n > 0 && (static_cast<unsigned char>(label[n]) & 0xC0) == 0x80) --n;  // UTF-8 boundary
+  return label.substr(0, n) + "..";
+}
+
 std::string Frame(int width, int height, const std::string& title, const std::string& body) {
   return absl::StrCat("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", width, "\" height=\"",
                       height, "\" viewBox=\"0 0 ", width, " ", height,
@@ -81,9 +91,12 @@ std::string PartitionPlot(const PartitionPlotData& d, const PartitionPlotOptions
                  absl::StrCat("<text x=\"", Px(width / 2.0), "\" y=\"", Px(height / 2.0),
                               "\" text-anchor=\"middle\">invalid slice range</text>\n"));
   }
-  const bool legend = o.color == PartitionColor::kDirection;
+  // Legends live in a column of their own right of the plot, sized for DejaVu Sans (the widest
+  // common sans: ~0.62 em per character), so nothing reaches the right edge.
+  const bool wheel = o.color == PartitionColor::kDirection;
+  const bool colorbar = o.color == PartitionColor::kMagnitude;
   // Plot area: margins for tick labels, axis labels, the title and the legend.
-  const double left = 70, top = 40, right = legend ? 110 : 20, bottom = 55;
+  const double left = 70, top = 40, right = wheel || colorbar ? kLegendColumn : 20, bottom = 55;
   double pw = width - left - right, ph = height - top - bottom;
   double ox = left, oy = top;
   const double xr = d.x_max - d.x_min, yr = d.y_max - d.y_min;
@@ -159,9 +172,12 @@ std::string PartitionPlot(const PartitionPlotData& d, const PartitionPlotOptions
                   "<text x=\"", Px(ox - 50), "\" y=\"", Px(oy + ph / 2),
                   "\" text-anchor=\"middle\" transform=\"rotate(-90 ", Px(ox - 50), " ",
                   Px(oy + ph / 2), ")\">", XmlEscape(d.y_label), "</text>\n");
-  if (legend) {
-    // A colour wheel: 24 wedges, hue = gradient direction, at full magnitude.
-    const double cx = width - right / 2, cy = top + 60, radius = 32;
+  // The legend column: [width - kLegendColumn + 10, width - 10].
+  const double column_mid = width - kLegendColumn / 2;
+  if (wheel) {
+    // A colour wheel: 24 wedges, hue = gradient direction, at full magnitude; the data axes'
+    // names mark the +x (right) and +y (up) directions.
+    const double cx = column_mid, cy = top + 55, radius = 30;
     body += "<g class=\"legend\">\n";
     for (int i = 0; i < 24; ++i) {
       const double a0 = 2 * kPi * i / 24, a1 = 2 * kPi * (i + 1) / 24;
@@ -172,10 +188,36 @@ std::string PartitionPlot(const PartitionPlotData& d, const PartitionPlotOptions
                       Px(cy - radius * std::sin(a1)), " Z\" fill=\"",
                       DirectionColor(std::cos(mid), std::sin(mid), 1.0), "\"/>\n");
     }
-    absl::StrAppend(&body, "<text x=\"", Px(cx), "\" y=\"", Px(cy + radius + 16),
+    absl::StrAppend(&body, "<line x1=\"", Px(cx), "\" y1=\"", Px(cy), "\" x2=\"", Px(cx + radius + 6),
+                    "\" y2=\"", Px(cy), "\" stroke=\"", kAxisColor, "\" stroke-width=\"0.8\"/>\n",
+                    "<line x1=\"", Px(cx), "\" y1=\"", Px(cy), "\" x2=\"", Px(cx), "\" y2=\"",
+                    Px(cy - radius - 6), "\" stroke=\"", kAxisColor, "\" stroke-width=\"0.8\"/>\n",
+                    "<text x=\"", Px(cx + radius + 8), "\" y=\"", Px(cy + 4),
+                    "\" font-size=\"10\">", XmlEscape(LegendLabel(d.x_label)), "</text>\n",
+                    "<text x=\"", Px(cx), "\" y=\"", Px(cy - radius - 9),
+                    "\" text-anchor=\"middle\" font-size=\"10\">", XmlEscape(LegendLabel(d.y_label)),
+                    "</text>\n",
+                    "<text x=\"", Px(cx), "\" y=\"", Px(cy + radius + 18),
                     "\" text-anchor=\"middle\" font-size=\"10\">gradient direction</text>\n",
-                    "<text x=\"", Px(cx), "\" y=\"", Px(cy + radius + 29),
-                    "\" text-anchor=\"middle\" font-size=\"10\">(darker = smaller)</text>\n",
+                    "<text x=\"", Px(cx), "\" y=\"", Px(cy + radius + 31),
+                    "\" text-anchor=\"middle\" font-size=\"10\">darker = smaller |g|</text>\n",
+                    "</g>\n");
+  }
+  if (colorbar) {
+    // A vertical viridis bar from |g| = 0 (bottom) to the largest |g| (top).
+    const double bx = width - kLegendColumn + 30, bw = 16, by = top + 20;
+    const double bh = std::clamp(ph - 40, 60.0, 240.0);
+    body += "<g class=\"legend\">\n<defs><linearGradient id=\"magnitude\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">";
+    for (int i = 0; i <= 10; ++i) {
+      absl::StrAppend(&body, "<stop offset=\"", Px(i / 10.0), "\" stop-color=\"", Viridis(i / 10.0), "\"/>");
+    }
+    absl::StrAppend(&body, "</linearGradient></defs>\n",
+                    "<text x=\"", Px(bx), "\" y=\"", Px(by - 8), "\" font-size=\"10\">|gradient|</text>\n",
+                    "<rect x=\"", Px(bx), "\" y=\"", Px(by), "\" width=\"", Px(bw), "\" height=\"", Px(bh),
+                    "\" fill=\"url(#magnitude)\" stroke=\"", kAxisColor, "\" stroke-width=\"0.5\"/>\n",
+                    "<text x=\"", Px(bx + bw + 5), "\" y=\"", Px(by + 4), "\" font-size=\"10\">",
+                    FormatNumber(max_mag, 4), "</text>\n",
+                    "<text x=\"", Px(bx + bw + 5), "\" y=\"", Px(by + bh + 4), "\" font-size=\"10\">0</text>\n",
                     "</g>\n");
   }
   absl::StrAppend(&body, "<text x=\"", Px(ox + pw), "\" y=\"", Px(height - 6),

@@ -9,7 +9,8 @@
 //     so regions sharing a gradient share a colour; a zero gradient is light grey.
 //   * kMagnitude: viridis of |g| / max |g|.
 //   * kRegion: a 10-colour categorical palette cycling over the regions (shows the cells).
-// With a direction colouring a small colour wheel is drawn as a legend.
+// Legends sit in a 150-px column right of the plot: a colour wheel for kDirection (the data
+// axes' names mark +x and +y), a viridis bar from 0 to max |g| for kMagnitude, none for kRegion.
 //
 // Stable hooks: every region is one <polygon class="region"> whose "points" are pixel
 // coordinates "x,y x,y ..." in the input order; the legend is <g class="legend">.

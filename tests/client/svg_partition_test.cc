@@ -84,11 +84,50 @@ TEST(SvgPartitionTest, Colours) {
   ASSERT_EQ(regions.size(), 2u);
   EXPECT_EQ(regions[0][2].str(), Viridis(0.0));
   EXPECT_EQ(regions[1][2].str(), Viridis(1.0));
-  EXPECT_THAT(PartitionPlot(d, o), Not(HasSubstr("class=\"legend\"")));
+  // The magnitude legend: a viridis bar labelled 0 .. max |g| = 2.
+  EXPECT_THAT(PartitionPlot(d, o), HasSubstr("<g class=\"legend\">"));
+  EXPECT_THAT(PartitionPlot(d, o), HasSubstr("fill=\"url(#magnitude)\""));
+  EXPECT_THAT(PartitionPlot(d, o), HasSubstr(">2</text>"));
   o.color = PartitionColor::kRegion;
   regions = Regions(PartitionPlot(d, o));
   EXPECT_EQ(regions[0][2].str(), "#1f77b4");
   EXPECT_EQ(regions[1][2].str(), "#ff7f0e");
+}
+
+// Every text's estimated extent (DejaVu Sans, the widest common sans: 0.62 em per character)
+// lies inside the canvas, for every colouring and canvas width: the legend is never clipped.
+TEST(SvgPartitionTest, TextStaysInsideTheCanvas) {
+  PartitionPlotData d;
+  d.title = "regions";
+  d.x_label = "x1";
+  d.y_label = "a very long axis name";
+  d.regions.push_back({{0, 0, 1, 0, 0, 1}, 0.3, 0.1});
+  d.regions.push_back({{1, 0, 1, 1, 0, 1}, -1, 2});
+  static const std::regex text_re(
+      "<text x=\"([-0-9.]+)\" y=\"[-0-9.]+\"( text-anchor=\"(start|middle|end)\")?"
+      "( font-size=\"([0-9]+)\")?[^>]*>([^<]*)</text>");
+  for (int width : {300, 720, 1200}) {
+    for (auto color : {PartitionColor::kDirection, PartitionColor::kMagnitude, PartitionColor::kRegion}) {
+      PartitionPlotOptions o;
+      o.width = width;
+      o.color = color;
+      const std::string svg = PartitionPlot(d, o);
+      int texts = 0;
+      for (auto it = std::sregex_iterator(svg.begin(), svg.end(), text_re); it != std::sregex_iterator(); ++it) {
+        const std::smatch& m = *it;
+        if (m[0].str().find("rotate(") != std::string::npos) continue;  // the vertical y label
+        const double x = std::stod(m[1].str());
+        const double size = m[5].matched ? std::stod(m[5].str()) : 12.0;
+        const double extent = 0.62 * size * static_cast<double>(m[6].str().size());
+        const std::string anchor = m[3].matched ? m[3].str() : "start";
+        const double lo = anchor == "start" ? x : anchor == "middle" ? x - extent / 2 : x - extent;
+        EXPECT_GE(lo, 0) << width << " " << m[0].str();
+        EXPECT_LE(lo + extent, width) << width << " " << m[0].str();
+        ++texts;
+      }
+      EXPECT_GT(texts, 8);
+    }
+  }
 }
 
 TEST(SvgPartitionTest, BadRangeIsAWellFormedFrame) {
