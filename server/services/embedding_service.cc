@@ -108,26 +108,36 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
                                     v1::FindNeighborsResponse* resp) override {
     absl::StatusOr<Identity> who = Authorize(deps_, ctx, *req);
     if (!who.ok()) return Reply(ctx, who.status());
-    // "Every zoo" means every zoo the caller may read.
-    v1::FindNeighborsRequest scoped = *req;
-    if (scoped.zoos().empty() && TenancyOf(deps_).enabled() && !who->is_admin()) {
+    absl::StatusOr<Prepared<core::NeighborQuery>> p =
+        Prepare(req->embedder(), NeighborQueryFromProto(*req));
+    if (!p.ok()) return Reply(ctx, p.status());
+    // "Every zoo" means every zoo the caller may read: search them all (the embedder skips zoos
+    // it cannot read), with k raised by the models of hidden zoos, then drop hidden neighbours.
+    // The result is the exact top k among the caller's zoos.
+    const Tenancy& tenancy = TenancyOf(deps_);
+    const bool scope = p->query.zoos.empty() && tenancy.enabled() && !who->is_admin();
+    const int k = p->query.k;
+    if (scope) {
       for (const core::ZooEntry& z : deps_.engine->ListZoos()) {
-        if (TenancyOf(deps_).CanRead(*who, Tenancy::Kind::kZoo, z.id)) {
-          scoped.add_zoos(ZooName(z.id));
+        if (z.zoo && !tenancy.CanRead(*who, Tenancy::Kind::kZoo, z.id)) {
+          p->query.k += static_cast<int>(z.zoo->models.size());
         }
       }
-      if (scoped.zoos().empty()) {
-        return Reply(ctx, absl::NotFoundError(absl::StrCat(
-                              "no zoos to search: ", who->user, " may read none; train or "
-                              "import one, or ask an owner to share theirs")));
-      }
     }
-    absl::StatusOr<Prepared<core::NeighborQuery>> p =
-        Prepare(scoped.embedder(), NeighborQueryFromProto(scoped));
-    if (!p.ok()) return Reply(ctx, p.status());
-    return OnQueryPool(deps_, ctx, [this, p = *std::move(p), resp](const core::CancelFn& cancel) {
+    return OnQueryPool(deps_, ctx, [this, p = *std::move(p), resp, scope, k,
+                                    who = *who](const core::CancelFn& cancel) {
       return [&]() -> absl::Status {
         ASSIGN_OR_RETURN(auto n, p.reg->FindNeighbors(*deps_.engine, p.id, p.query, cancel));
+        if (scope) {
+          const Tenancy& tenancy = TenancyOf(deps_);
+          n.erase(std::remove_if(n.begin(), n.end(),
+                                 [&](const core::EmbedNeighbor& x) {
+                                   return !tenancy.CanRead(who, Tenancy::Kind::kZoo,
+                                                           x.model.zoo_id);
+                                 }),
+                  n.end());
+          if (static_cast<int>(n.size()) > k) n.resize(k);
+        }
         NeighborsToProto(n, resp);
         return absl::OkStatus();
       }();

@@ -191,6 +191,16 @@ TEST_F(TenancyTest, EmbeddersBelongToTheirTrainer) {
   ASSERT_OK_AND_ASSIGN(auto bob_models, bob_->ListModels("zoos/bz", false));
   EXPECT_THAT(bob_emb.EmbedModels("embedders/ae", {bob_models[0].name()}),
               HasCode(absl::StatusCode::kNotFound));
+  // Neighbours over "every zoo" are over the zoos alice may read: bob's appear once shared.
+  ASSERT_OK_AND_ASSIGN(auto mine, alice_emb.FindNeighbors("embedders/ae", models[0].name(), 10));
+  ASSERT_EQ(mine.size(), models.size() - 1);
+  for (const v1::Neighbor& n : mine) EXPECT_THAT(n.model(), ::testing::StartsWith("zoos/ez/"));
+  ASSERT_OK(bob_->ShareZoo("zoos/bz", {"alice"}).status());
+  ASSERT_OK_AND_ASSIGN(auto shared, alice_emb.FindNeighbors("embedders/ae", models[0].name(), 10));
+  EXPECT_EQ(shared.size(), models.size() - 1 + bob_models.size());
+  ASSERT_OK_AND_ASSIGN(auto top1, alice_emb.FindNeighbors("embedders/ae", models[0].name(), 1));
+  ASSERT_EQ(top1.size(), 1u);
+  EXPECT_EQ(top1[0].model(), shared[0].model());
   work.clear_zoos();
   work.add_zoos("zoos/bz");
   // Names are shared: alice's embedder name is taken for bob.
