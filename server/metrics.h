@@ -1,5 +1,6 @@
 // Server metrics in the Prometheus text exposition format (version 0.0.4), served over plain
-// HTTP on a local port (`--metrics-listen 127.0.0.1:9551`; scrape GET /metrics).
+// HTTP on a local port (`gradzoo-server --metrics-port 9551` serves 127.0.0.1:9551; scrape GET
+// /metrics).
 //
 // What is exported:
 //   gradzoo_rpc_requests_total{method,code}           counter: finished RPCs
