@@ -78,6 +78,11 @@ absl::StatusOr<FloatArray> EmbeddingClient::EmbedModels(const std::string& embed
   for (const std::string& m : models) req.add_models(m);
   req.set_samples(samples);
   req.set_seed(seed);
+  return EmbedModels(req, timeout);
+}
+
+absl::StatusOr<FloatArray> EmbeddingClient::EmbedModels(const v1::EmbedModelsRequest& req,
+                                                        std::optional<absl::Duration> timeout) {
   auto resp = Unary<v1::EmbedModelsResponse>(
       timeout.value_or(options_.timeout),
       [&](grpc::ClientContext* ctx, auto* out) { return stub_->EmbedModels(ctx, req, out); });

@@ -45,6 +45,9 @@ class EmbeddingClient {
                                          const std::vector<std::string>& models, int samples = 0,
                                          int64_t seed = 0,
                                          std::optional<absl::Duration> timeout = std::nullopt);
+  // The same with every field of the request (sub-network layers among them).
+  absl::StatusOr<FloatArray> EmbedModels(const v1::EmbedModelsRequest& request,
+                                         std::optional<absl::Duration> timeout = std::nullopt);
   absl::StatusOr<std::vector<v1::Neighbor>> FindNeighbors(
       const std::string& embedder, const std::string& model, int k,
       const std::vector<std::string>& zoos = {},

@@ -72,6 +72,8 @@ void EmbedderToProto(const core::EmbedderInfo& i, v1::Embedder* out) {
   out->set_train_models(i.train_models);
   out->set_validation_models(i.validation_models);
   out->set_gradient_scale(i.gradient_scale);
+  out->set_from_layer(i.options.from_layer);
+  out->set_to_layer(i.options.to_layer);
 }
 
 absl::StatusOr<core::EmbedQuery> EmbedQueryFromProto(const v1::EmbedModelsRequest& r) {
@@ -91,6 +93,21 @@ absl::StatusOr<core::EmbedQuery> EmbedQueryFromProto(const v1::EmbedModelsReques
   }
   q.samples = r.samples() == 0 ? 4 : r.samples();
   q.seed = r.seed();
+  if (r.has_from_layer()) {
+    if (r.from_layer() < 0 || r.from_layer() > core::MlpSpec::kMaxLayers) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "from_layer must be in [0, ", core::MlpSpec::kMaxLayers, "], got ", r.from_layer()));
+    }
+    q.from_layer = r.from_layer();
+  }
+  if (r.has_to_layer()) {
+    if (r.to_layer() < 0 || r.to_layer() > core::MlpSpec::kMaxLayers + 1) {
+      return absl::InvalidArgumentError(absl::StrCat("to_layer must be in [0, ",
+                                                     core::MlpSpec::kMaxLayers + 1,
+                                                     "] (0 = the output), got ", r.to_layer()));
+    }
+    q.to_layer = r.to_layer();
+  }
   return q;
 }
 

@@ -51,6 +51,12 @@ void PrintEmbedder(const v1::Embedder& e) {
       e.name(), absl::StrJoin(e.zoos(), ","), e.embedding_size(), e.points_per_sample(),
       e.mask_rate(), e.steps(), e.seed(), e.validation_cloze_loss(),
       e.mean_gradient_baseline_loss(), e.interpolation_baseline_loss());
+  if (e.from_layer() != 0 || e.to_layer() != 0) {
+    std::cout << absl::StrFormat("  sub-network: layer %d activations -> layer %s (%d -> %d)\n",
+                                 e.from_layer(),
+                                 e.to_layer() == 0 ? "output" : absl::StrCat(e.to_layer()),
+                                 e.input_dim(), e.output_dim());
+  }
 }
 
 absl::Status Embedder(Context& c) {
@@ -115,9 +121,16 @@ absl::Status Embed(Context& c) {
   std::vector<std::string> models;
   for (size_t i = 2; i < p.size(); ++i) models.push_back(ModelNameOf(p[i]));
   EmbeddingClient emb(*c.client);
-  auto r = emb.EmbedModels(EmbedderNameOf(p[1]), models,
-                           c.args.Has("samples") ? ParseOne<int>("samples", c.args.Get("samples")) : 0,
-                           c.args.Has("seed") ? ParseOne<int64_t>("seed", c.args.Get("seed")) : 0);
+  v1::EmbedModelsRequest req;
+  req.set_embedder(EmbedderNameOf(p[1]));
+  for (const std::string& m : models) req.add_models(m);
+  if (c.args.Has("samples")) req.set_samples(ParseOne<int>("samples", c.args.Get("samples")));
+  if (c.args.Has("seed")) req.set_seed(ParseOne<int64_t>("seed", c.args.Get("seed")));
+  if (c.args.Has("from-layer")) {
+    req.set_from_layer(ParseOne<int>("from-layer", c.args.Get("from-layer")));
+  }
+  if (c.args.Has("to-layer")) req.set_to_layer(ParseOne<int>("to-layer", c.args.Get("to-layer")));
+  auto r = emb.EmbedModels(req);
   if (!r.ok()) return r.status();
   const int64_t dim = r->shape.size() == 2 ? r->shape[1] : 0;
   for (size_t i = 0; i < models.size(); ++i) {
@@ -210,7 +223,9 @@ const bool kRegistered =
                      "  embedder list | get ID | delete ID\n",
                      Embedder}) &&
     RegisterCommand({"embed", 81,
-                     "  embed EMBEDDER MODEL... [--samples S] [--seed N]   embeddings of models\n",
+                     "  embed EMBEDDER MODEL... [--samples S] [--seed N]   embeddings of models\n"
+                     "      [--from-layer L] [--to-layer M]  a sub-network: layer L activations\n"
+                     "                                       to layer M pre-activations (0 = output)\n",
                      Embed}) &&
     RegisterCommand({"neighbors", 82,
                      "  neighbors EMBEDDER MODEL [--k K] [--zoos Z,...]    nearest models (cosine)\n",

@@ -6,6 +6,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "absl/strings/str_cat.h"
 #include "core/nn/mlp.h"
 
 namespace gradzoo::core::embed_internal {
@@ -68,6 +69,17 @@ at::Tensor EncoderNet::Encode(const at::Tensor& feat) const {
   return Linear(r, p[8], p[9]);
 }
 
+at::Tensor EncoderNet::Encode(const at::Tensor& feat, const at::Tensor& mask) const {
+  const auto& p = params;
+  at::Tensor h = at::relu(Linear(feat, p[0], p[1]));
+  h = at::relu(Linear(h, p[2], p[3]));
+  h = at::relu(Linear(h, p[4], p[5]));
+  at::Tensor visible = (1 - mask).unsqueeze(2);
+  at::Tensor pooled = (h * visible).sum(1) / at::clamp_min(visible.sum(1), 1.0);
+  at::Tensor r = at::relu(Linear(pooled, p[6], p[7]));
+  return Linear(r, p[8], p[9]);
+}
+
 at::Tensor EncoderNet::Decode(const at::Tensor& x, const at::Tensor& e) const {
   const auto& p = params;
   at::Tensor xe = at::cat({x, e.unsqueeze(1).expand({e.size(0), x.size(1), e.size(1)})}, 2);
@@ -110,6 +122,96 @@ at::Tensor ModelGradients(const std::vector<const ModelRecord*>& models, const a
     result.index_copy_(0, at::tensor(idx, at::kLong), j);
   }
   return result;
+}
+
+int LayerWidth(const MlpSpec& spec, int layer) {
+  if (layer <= 0) return spec.input_dim;
+  if (layer > static_cast<int>(spec.hidden.size())) return spec.output_dim;
+  return spec.hidden[layer - 1];
+}
+
+absl::StatusOr<std::pair<int, int>> ResolveLayers(const MlpSpec& spec, int from, int to,
+                                                  const char* from_field,
+                                                  const char* to_field) {
+  const int last = spec.NumLayers();  // H + 1
+  if (to == 0) to = last;
+  if (from < 0 || from >= last) {
+    return absl::InvalidArgumentError(absl::StrCat(from_field, " must be in [0, ", last - 1,
+                                                   "] for this ", last - 1,
+                                                   "-hidden-layer network, got ", from));
+  }
+  if (to <= from || to > last) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        to_field, " must be in [", from + 1, ", ", last, "] (0 = the output, layer ", last,
+        ") when ", from_field, " is ", from, ", got ", to));
+  }
+  return std::make_pair(from, to);
+}
+
+ModelRecord SubModel(const ModelRecord& m, int from, int to) {
+  ModelRecord s;
+  s.id = m.id;
+  s.task = m.task;
+  s.variant = m.variant;
+  s.split = m.split;
+  s.label = m.label;
+  s.spec.activation = m.spec.activation;
+  s.spec.input_dim = LayerWidth(m.spec, from);
+  s.spec.output_dim = LayerWidth(m.spec, to);
+  for (int l = from + 1; l < to; ++l) s.spec.hidden.push_back(LayerWidth(m.spec, l));
+  s.layers.assign(m.layers.begin() + from, m.layers.begin() + to);
+  return s;
+}
+
+std::pair<at::Tensor, at::Tensor> SubnetGradients(const std::vector<const ModelRecord*>& models,
+                                                  int from, int to, const at::Tensor& x,
+                                                  const at::Device& device) {
+  const int64_t m = static_cast<int64_t>(models.size()), n = x.size(0);
+  const MlpSpec& first = models.front()->spec;
+  const int first_to = to == 0 ? first.NumLayers() : to;
+  const int in = LayerWidth(first, from), out = LayerWidth(first, first_to);
+  at::Tensor points = at::empty({m, n, in}, at::kFloat);
+  at::Tensor grads = at::empty({m, n, int64_t{out} * in}, at::kFloat);
+  std::vector<bool> done(models.size(), false);
+  at::Tensor xd = x.to(device, at::kFloat);
+  for (size_t i = 0; i < models.size(); ++i) {
+    if (done[i]) continue;
+    const MlpSpec& spec = models[i]->spec;
+    const int last = to == 0 ? spec.NumLayers() : to;
+    std::vector<int64_t> idx;
+    std::vector<const std::vector<LayerWeights>*> ptrs;
+    for (size_t j = i; j < models.size(); ++j) {
+      if (!done[j] && models[j]->spec == spec) {
+        done[j] = true;
+        idx.push_back(static_cast<int64_t>(j));
+        ptrs.push_back(&models[j]->layers);
+      }
+    }
+    StackedMlp mlp = Stack(spec, ptrs, device);
+    at::Tensor h = xd.unsqueeze(0).expand({mlp.k, n, spec.input_dim}).contiguous();
+    if (from > 0) {
+      StackedMlp head = mlp;  // layers 1..from; its output z_from is activated below
+      head.weight.resize(from);
+      head.bias.resize(from);
+      head.spec.hidden.resize(from - 1);
+      head.spec.output_dim = LayerWidth(spec, from);
+      h = Activate(Forward(head, h, nullptr), spec.activation).contiguous();
+    }
+    StackedMlp sub = mlp;
+    sub.weight.assign(mlp.weight.begin() + from, mlp.weight.begin() + last);
+    sub.bias.assign(mlp.bias.begin() + from, mlp.bias.begin() + last);
+    sub.spec.input_dim = in;
+    sub.spec.output_dim = out;
+    sub.spec.hidden.clear();
+    for (int l = from + 1; l < last; ++l) sub.spec.hidden.push_back(LayerWidth(spec, l));
+    Capture cap;
+    Forward(sub, h, &cap);
+    at::Tensor j = InputJacobian(sub, cap).reshape({mlp.k, n, int64_t{out} * in});
+    const at::Tensor index = at::tensor(idx, at::kLong);
+    grads.index_copy_(0, index, j.to(at::kCPU, at::kFloat));
+    points.index_copy_(0, index, h.to(at::kCPU, at::kFloat));
+  }
+  return {points, grads};
 }
 
 std::vector<int> UniqueGradientGroups(const float* g, int64_t n, int dim, int* groups,
@@ -219,6 +321,24 @@ std::vector<float> SamplePoints(const std::vector<std::pair<double, double>>& do
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < in; ++k) {
       x[i * in + k] = static_cast<float>(rng.Uniform(domain[k].first, domain[k].second));
+    }
+  }
+  return x;
+}
+
+std::vector<float> SampleStratified(const std::vector<std::pair<double, double>>& domain,
+                                    int64_t n, Rng& rng) {
+  const int in = static_cast<int>(domain.size());
+  std::vector<float> x(static_cast<size_t>(n) * in);
+  std::vector<int64_t> perm(n);
+  for (int k = 0; k < in; ++k) {
+    for (int64_t i = 0; i < n; ++i) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
+      std::swap(perm[i], perm[rng.NextU64() % static_cast<uint64_t>(i + 1)]);
+    }
+    const double lo = domain[k].first, width = domain[k].second - domain[k].first;
+    for (int64_t i = 0; i < n; ++i) {
+      x[i * in + k] = static_cast<float>(lo + width * (perm[i] + rng.Uniform()) / n);
     }
   }
   return x;

@@ -28,8 +28,12 @@ struct EncoderNet {
   static EncoderNet Init(int in, int out, int embedding, int hidden, int64_t seed);
   // feat [B, N, FeatureDim()] -> e [B, embedding]: rho(mean_n phi(feat_n)).
   at::Tensor Encode(const at::Tensor& feat) const;
+  // The same with the mean over the visible points only (mask [B, N], 1 = masked):
+  // rho(sum_n (1 - m_n) phi(feat_n) / max(1, sum_n (1 - m_n))).
+  at::Tensor Encode(const at::Tensor& feat, const at::Tensor& mask) const;
   // x [B, N, in] (scaled), e [B, embedding] -> predicted scaled gradients [B, N, GradDim()].
   at::Tensor Decode(const at::Tensor& x, const at::Tensor& e) const;
+
   int64_t ParamCount() const;
 };
 
@@ -41,6 +45,32 @@ at::Tensor Features(const at::Tensor& x, const at::Tensor& g, const at::Tensor& 
 // architectures are stacked per architecture.
 at::Tensor ModelGradients(const std::vector<const ModelRecord*>& models, const at::Tensor& x,
                           const at::Device& device);
+
+// Sub-networks (seed 003: "apply the same method within the layers of a larger model").
+// Layers are numbered 0 = the input x, 1..H = the hidden layers' activations h_l, H+1 = the
+// output. Sub-network (from, to), 0 <= from < to <= H+1, is the map from h_from (x when
+// from = 0) to z_to, layer to's PRE-activation (the network output when to = H+1):
+//   z_to = W_to act(... act(W_{from+1} h_from + b_{from+1}) ...) + b_to,
+// itself an MLP with a linear last layer, so (0, H+1) is the whole network.
+// Width of layer l of `spec` (0 = input, H+1 = output).
+int LayerWidth(const MlpSpec& spec, int layer);
+// Resolves to_layer 0 (= the output, H+1) and checks 0 <= from < to <= H+1;
+// INVALID_ARGUMENT naming `from_field` / `to_field` otherwise. Returns {from, to}.
+absl::StatusOr<std::pair<int, int>> ResolveLayers(const MlpSpec& spec, int from, int to,
+                                                  const char* from_field,
+                                                  const char* to_field);
+// The sub-network (from, to) of m as a model of its own (spec and a copy of its layers).
+ModelRecord SubModel(const ModelRecord& m, int from, int to);
+
+// Points and input Jacobians of the sub-networks (from, to) of `models` (to 0 = each model's
+// output; the caller has checked that every model has those layers and the same sub-network
+// widths), at the full networks' input points x [N, in]:
+// returns {points [M, N, width(from)]: h_from of each model at x (x itself when from = 0);
+// gradients [M, N, width(to) * width(from)]: d z_to / d h_from, row o*in + i}, CPU float.
+// Forward pass and Jacobian from core/nn/mlp.h, per architecture.
+std::pair<at::Tensor, at::Tensor> SubnetGradients(const std::vector<const ModelRecord*>& models,
+                                                  int from, int to, const at::Tensor& x,
+                                                  const at::Device& device);
 
 // Group id (0..groups-1, in order of first appearance) of each of n gradients g [n, dim]:
 // gradients whose entries agree to within rel_tol * max |g| fall in one grid cell
@@ -61,6 +91,12 @@ std::pair<double, double> BaselineSse(const float* x, const float* g, const floa
 // Uniform points on `domain` (per input), [n, in] original units.
 std::vector<float> SamplePoints(const std::vector<std::pair<double, double>>& domain, int64_t n,
                                 Rng& rng);
+// Latin hypercube points on `domain`, [n, in] original units: for each input k an independent
+// random permutation pi_k of 0..n-1 and x_ik = lo_k + (hi_k - lo_k) (pi_k(i) + u_ik) / n with
+// u_ik ~ U[0, 1): every point is still uniform on the domain, but each input's n values fall
+// one in each of n equal strata, so a mean over the points varies far less between samples.
+std::vector<float> SampleStratified(const std::vector<std::pair<double, double>>& domain,
+                                    int64_t n, Rng& rng);
 // Maps x to [-1, 1] per input.
 at::Tensor ScaleInputs(const at::Tensor& x, const std::vector<std::pair<double, double>>& domain);
 

@@ -33,10 +33,13 @@ struct EmbedderRegistry::Loaded {
 
 namespace {
 
-constexpr char kMagic[] = "GZEMB001";
+// Version 1 files (before sub-networks) read as from_layer 0, to_layer 0.
+constexpr char kMagic[] = "GZEMB002";
+constexpr char kMagicV1[] = "GZEMB001";
 constexpr int kMaxGradDim = 256;       // inputs x outputs the encoder reads per point
 constexpr int kValidationRounds = 4;   // fixed point samples of the validation cloze loss
-constexpr int kProfilePoints = 64;     // gradient_profile baseline
+constexpr int kProfilePoints = 64;     // gradient_profile baseline: at most 64 points,
+constexpr int kProfileEntries = 4096;  // and at most max(4 points, 4096 entries)
 constexpr int kDefaultSamples = 4;     // neighbours and probes
 constexpr uint64_t kTrainStream = 12, kValidationStream = 13, kScaleStream = 21;
 
@@ -126,9 +129,16 @@ std::string Serialize(const EmbedderInfo& i, const EncoderNet& net) {
   w.Pod<int32_t>(o.batch_models);
   w.Pod<int32_t>(o.hidden);
   w.Pod<double>(o.learning_rate);
+  w.Pod<int32_t>(o.from_layer);
+  w.Pod<int32_t>(o.to_layer);
   w.Pod<int32_t>(i.input_dim);
   w.Pod<int32_t>(i.output_dim);
   for (const auto& [lo, hi] : i.domain) {
+    w.Pod<double>(lo);
+    w.Pod<double>(hi);
+  }
+  w.Pod<uint32_t>(static_cast<uint32_t>(i.source_domain.size()));
+  for (const auto& [lo, hi] : i.source_domain) {
     w.Pod<double>(lo);
     w.Pod<double>(hi);
   }
@@ -149,7 +159,11 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
   auto corrupt = [&](const char* what) {
     return absl::DataLossError(absl::StrCat("embedder file ", path, " is corrupt (", what, ")"));
   };
-  if (bytes.size() < 16 || bytes.compare(0, 8, kMagic) != 0) return corrupt("bad magic");
+  if (bytes.size() < 16 ||
+      (bytes.compare(0, 8, kMagic) != 0 && bytes.compare(0, 8, kMagicV1) != 0)) {
+    return corrupt("bad magic");
+  }
+  const bool v1 = bytes.compare(0, 8, kMagicV1) == 0;
   uint64_t sum = 0;
   std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
   const std::string body = bytes.substr(0, bytes.size() - 8);
@@ -169,13 +183,25 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
   EmbedderOptions& o = i.options;
   ok = ok && r.Pod(&o.points_per_sample) && r.Pod(&o.mask_rate) && r.Pod(&o.embedding_size) &&
        r.Pod(&o.steps) && r.Pod(&o.seed) && r.Pod(&o.batch_models) && r.Pod(&o.hidden) &&
-       r.Pod(&o.learning_rate) && r.Pod(&i.input_dim) && r.Pod(&i.output_dim);
+       r.Pod(&o.learning_rate) && (v1 || (r.Pod(&o.from_layer) && r.Pod(&o.to_layer))) &&
+       r.Pod(&i.input_dim) && r.Pod(&i.output_dim);
   ok = ok && ValidateEmbedderOptions(o).ok() && i.input_dim >= 1 && i.output_dim >= 1 &&
        i.input_dim * i.output_dim <= kMaxGradDim;
   for (int k = 0; ok && k < i.input_dim; ++k) {
     double lo = 0, hi = 0;
     ok = r.Pod(&lo) && r.Pod(&hi);
     i.domain.emplace_back(lo, hi);
+  }
+  if (v1) {
+    i.source_domain = i.domain;
+  } else {
+    uint32_t sources = 0;
+    ok = ok && r.Pod(&sources) && sources >= 1 && sources <= 4096;
+    for (uint32_t k = 0; ok && k < sources; ++k) {
+      double lo = 0, hi = 0;
+      ok = r.Pod(&lo) && r.Pod(&hi);
+      i.source_domain.emplace_back(lo, hi);
+    }
   }
   ok = ok && r.Pod(&i.gradient_scale) && r.Pod(&i.train_models) && r.Pod(&i.validation_models) &&
        r.Pod(&i.validation_cloze_loss) && r.Pod(&i.mean_gradient_baseline_loss) &&
@@ -231,12 +257,15 @@ absl::Status WriteFileDurably(const std::string& dir, const std::string& path,
 
 // ---- models of zoos ----------------------------------------------------------------------
 
+// The models of some zoos, read as sub-networks (from, to) (to 0 = the output): in / out are the
+// sub-network's widths, source_in / source_domain the whole network's inputs.
 struct ZooModels {
   std::vector<std::shared_ptr<const Zoo>> zoos;
   std::vector<const ModelRecord*> train, validation;
   std::vector<std::string> zoo_of_train, zoo_of_validation;
-  int in = 0, out = 0;
-  std::vector<std::pair<double, double>> domain;
+  int from = 0, to = 0;
+  int in = 0, out = 0, source_in = 0;
+  std::vector<std::pair<double, double>> source_domain;
 };
 
 std::vector<std::pair<double, double>> ZooDomain(const Zoo& zoo, int in) {
@@ -251,22 +280,30 @@ std::vector<std::pair<double, double>> ZooDomain(const Zoo& zoo, int in) {
 }
 
 absl::StatusOr<ZooModels> CollectZoos(const Engine& engine, const std::vector<std::string>& ids,
-                                      const char* field) {
+                                      const char* field, int from = 0, int to = 0) {
   if (ids.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": name at least one zoo"));
   ZooModels zm;
+  zm.from = from;
+  zm.to = to;
   for (const std::string& id : ids) {
     ASSIGN_OR_RETURN(std::shared_ptr<const Zoo> zoo, engine.GetZoo(id));
     if (zoo->models.empty()) continue;
     for (const ModelRecord& m : zoo->models) {
+      ASSIGN_OR_RETURN(auto layers, embed_internal::ResolveLayers(m.spec, from, to, "from_layer",
+                                                                  "to_layer"));
+      const int in = embed_internal::LayerWidth(m.spec, layers.first);
+      const int out = embed_internal::LayerWidth(m.spec, layers.second);
       if (zm.in == 0) {
-        zm.in = m.spec.input_dim;
-        zm.out = m.spec.output_dim;
-        zm.domain = ZooDomain(*zoo, zm.in);
+        zm.in = in;
+        zm.out = out;
+        zm.source_in = m.spec.input_dim;
+        zm.source_domain = ZooDomain(*zoo, zm.source_in);
       }
-      if (m.spec.input_dim != zm.in || m.spec.output_dim != zm.out) {
+      if (in != zm.in || out != zm.out || m.spec.input_dim != zm.source_in) {
         return absl::FailedPreconditionError(absl::StrCat(
-            field, ": zoo ", id, " has models with ", m.spec.input_dim, " inputs and ",
-            m.spec.output_dim, " outputs, the others ", zm.in, " and ", zm.out));
+            field, ": zoo ", id, " has (sub-)networks with ", in, " inputs and ", out,
+            " outputs (", m.spec.input_dim, " network inputs), the others ", zm.in, " and ",
+            zm.out, " (", zm.source_in, ")"));
       }
       (m.split == Split::kTrain ? zm.train : zm.validation).push_back(&m);
       (m.split == Split::kTrain ? zm.zoo_of_train : zm.zoo_of_validation).push_back(id);
@@ -276,7 +313,7 @@ absl::StatusOr<ZooModels> CollectZoos(const Engine& engine, const std::vector<st
   if (zm.in * zm.out > kMaxGradDim) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ": the embedder reads inputs x outputs <= ", kMaxGradDim, " gradient entries per "
-        "point; these models have ", zm.in, " x ", zm.out,
+        "point; these (sub-)networks have ", zm.in, " x ", zm.out,
         " (embed a sub-network with fewer inputs or outputs instead)"));
   }
   return zm;
@@ -291,34 +328,38 @@ struct ClozeLosses {
 };
 
 // Validation cloze losses (original units) on kValidationRounds fixed samples.
-ClozeLosses Validate(const EncoderNet& net, const ZooModels& zm, const EmbedderOptions& o,
-                     double scale, const at::Device& device, bool with_baselines) {
+ClozeLosses Validate(const EncoderNet& net, const ZooModels& zm, const EmbedderInfo& info,
+                     const at::Device& device, bool with_baselines) {
+  const EmbedderOptions& o = info.options;
+  const double scale = info.gradient_scale;
   at::NoGradGuard no_grad;
   Rng rng = Rng::ForStream(static_cast<uint64_t>(o.seed), kValidationStream);
   const int n = o.points_per_sample, gd = zm.in * zm.out;
   double sse = 0.0, sse_mean = 0.0, sse_interp = 0.0, count = 0.0;
   const int64_t v = static_cast<int64_t>(zm.validation.size());
   for (int round = 0; round < kValidationRounds; ++round) {
-    std::vector<float> x = embed_internal::SamplePoints(zm.domain, n, rng);
-    at::Tensor xt = ToTensor(x, n, zm.in);
-    at::Tensor g = embed_internal::ModelGradients(zm.validation, xt, device);
+    at::Tensor xt = ToTensor(embed_internal::SampleStratified(zm.source_domain, n, rng), n,
+                             zm.source_in);
+    auto [pts, g] = embed_internal::SubnetGradients(zm.validation, zm.from, zm.to, xt, device);
     std::vector<float> mask(static_cast<size_t>(v) * n);
     const float* gp = g.data_ptr<float>();
+    const float* pp = pts.data_ptr<float>();
     for (int64_t k = 0; k < v; ++k) {
       int groups = 0;
       std::vector<int> grp = embed_internal::UniqueGradientGroups(gp + k * n * gd, n, gd, &groups);
       std::vector<float> m = embed_internal::DrawMask(grp, groups, o.mask_rate, rng);
       std::copy(m.begin(), m.end(), mask.begin() + k * n);
       if (with_baselines) {
-        auto [a, b] = embed_internal::BaselineSse(x.data(), gp + k * n * gd, m.data(), n, zm.in, gd);
+        auto [a, b] = embed_internal::BaselineSse(pp + k * n * zm.in, gp + k * n * gd, m.data(), n,
+                                                  zm.in, gd);
         sse_mean += a;
         sse_interp += b;
       }
     }
     at::Tensor mt = ToTensor(mask, v, n);
-    at::Tensor xs = embed_internal::ScaleInputs(xt, zm.domain);
-    at::Tensor e = net.Encode(embed_internal::Features(xs, g / scale, mt));
-    at::Tensor pred = net.Decode(xs.unsqueeze(0).expand({v, n, zm.in}), e) * scale;
+    at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain);
+    at::Tensor e = net.Encode(embed_internal::Features(xs, g / scale, mt), mt);
+    at::Tensor pred = net.Decode(xs, e) * scale;
     sse += ((pred - g).pow(2).sum(2) * mt).sum().item<double>();
     count += mt.sum().item<double>() * gd;
   }
@@ -331,7 +372,8 @@ ClozeLosses Validate(const EncoderNet& net, const ZooModels& zm, const EmbedderO
   return l;
 }
 
-std::vector<float> WeightStats(const ModelRecord& m) {
+// Of the sub-network's layers (to 0 = the output).
+std::vector<float> WeightStats(const ModelRecord& m, int from, int to) {
   std::vector<float> f;
   auto stats = [&f](const std::vector<float>& v, bool full) {
     double s = 0, s2 = 0, sa = 0, mx = 0;
@@ -350,11 +392,37 @@ std::vector<float> WeightStats(const ModelRecord& m) {
       f.push_back(static_cast<float>(mx));
     }
   };
-  for (const LayerWeights& l : m.layers) {
+  const int last = to == 0 ? m.spec.NumLayers() : to;
+  for (int k = from; k < last && k < static_cast<int>(m.layers.size()); ++k) {
+    const LayerWeights& l = m.layers[k];
     stats(l.weight, true);
     stats(l.bias, false);
   }
   return f;
+}
+
+// The query's layers (-1 = the embedder's own).
+std::pair<int, int> QueryLayers(const EmbedderInfo& info, const EmbedQuery& q) {
+  return {q.from_layer < 0 ? info.options.from_layer : q.from_layer,
+          q.to_layer < 0 ? info.options.to_layer : q.to_layer};
+}
+
+// OK when the sub-network (from, to) of a model of `spec` is one the embedder reads.
+absl::Status Fits(const EmbedderInfo& info, const MlpSpec& spec, int from, int to,
+                  const std::string& what) {
+  ASSIGN_OR_RETURN(auto layers, embed_internal::ResolveLayers(spec, from, to, "from_layer",
+                                                              "to_layer"));
+  const int in = embed_internal::LayerWidth(spec, layers.first);
+  const int out = embed_internal::LayerWidth(spec, layers.second);
+  if (in != info.input_dim || out != info.output_dim ||
+      spec.input_dim != static_cast<int>(info.source_domain.size())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " has ", in, " inputs and ", out, " outputs between layers ", layers.first, " and ",
+        layers.second, " (", spec.input_dim, " network inputs); embedder \"", info.id,
+        "\" reads ", info.input_dim, " and ", info.output_dim, " (",
+        info.source_domain.size(), ")"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -377,6 +445,14 @@ absl::Status ValidateEmbedderOptions(const EmbedderOptions& o) {
   if (o.hidden < 4 || o.hidden > 1024) return bad("hidden", "[4, 1024]", o.hidden);
   if (!(o.learning_rate > 0.0 && o.learning_rate <= 1.0)) {
     return bad("learning_rate", "(0, 1]", o.learning_rate);
+  }
+  if (o.from_layer < 0 || o.from_layer > MlpSpec::kMaxLayers) {
+    return bad("from_layer", absl::StrCat("[0, ", MlpSpec::kMaxLayers, "]"), o.from_layer);
+  }
+  if (o.to_layer != 0 && (o.to_layer <= o.from_layer || o.to_layer > MlpSpec::kMaxLayers + 1)) {
+    return bad("to_layer", absl::StrCat("0 (the output) or (from_layer, ", MlpSpec::kMaxLayers + 1,
+                                        "]"),
+               o.to_layer);
   }
   if (int64_t{o.batch_models} * o.points_per_sample > 4'000'000) {
     return absl::ResourceExhaustedError(
@@ -515,7 +591,8 @@ absl::Status EmbedderRegistry::ValidateTraining(const Engine& engine, const std:
       return absl::AlreadyExistsError(absl::StrCat("embedder \"", id, "\" already exists"));
     }
   }
-  ASSIGN_OR_RETURN(ZooModels zm, CollectZoos(engine, zoos, "zoos"));
+  ASSIGN_OR_RETURN(ZooModels zm,
+                   CollectZoos(engine, zoos, "zoos", options.from_layer, options.to_layer));
   if (zm.train.empty() || zm.validation.empty()) {
     return absl::FailedPreconditionError(
         "zoos: the embedder needs training-split and validation-split models (set the zoo's "
@@ -530,10 +607,10 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
                                                      const ProgressFn& progress,
                                                      const CancelFn& cancel) {
   RETURN_IF_ERROR(ValidateTraining(engine, id, zoos, o));
-  ASSIGN_OR_RETURN(ZooModels zm, CollectZoos(engine, zoos, "zoos"));
+  ASSIGN_OR_RETURN(ZooModels zm, CollectZoos(engine, zoos, "zoos", o.from_layer, o.to_layer));
   auto trained = GuardTorch("train embedder", [&]() -> absl::StatusOr<std::shared_ptr<Loaded>> {
     const at::Device device = ToAtDevice(options_.device);
-    const int n = o.points_per_sample, gd = zm.in * zm.out, in = zm.in;
+    const int n = o.points_per_sample, gd = zm.in * zm.out;
     auto e = std::make_shared<Loaded>();
     EmbedderInfo& info = e->info;
     info.id = id;
@@ -541,17 +618,29 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
     info.options = o;
     info.input_dim = zm.in;
     info.output_dim = zm.out;
-    info.domain = zm.domain;
+    info.source_domain = zm.source_domain;
     info.train_models = static_cast<int64_t>(zm.train.size());
     info.validation_models = static_cast<int64_t>(zm.validation.size());
-    {  // gradient scale: RMS entry over (up to 512) training models at 256 points
+    {  // gradient scale (RMS entry) and input ranges over (up to 512) training models at 256 points
       at::NoGradGuard no_grad;
       Rng rng = Rng::ForStream(static_cast<uint64_t>(o.seed), kScaleStream);
       std::vector<const ModelRecord*> some(
           zm.train.begin(), zm.train.begin() + std::min<size_t>(zm.train.size(), 512));
-      at::Tensor x = ToTensor(embed_internal::SamplePoints(zm.domain, 256, rng), 256, in);
-      const double rms = embed_internal::ModelGradients(some, x, device).pow(2).mean().sqrt().item<double>();
+      at::Tensor x = ToTensor(embed_internal::SamplePoints(zm.source_domain, 256, rng), 256,
+                              zm.source_in);
+      auto [pts, g] = embed_internal::SubnetGradients(some, zm.from, zm.to, x, device);
+      const double rms = g.pow(2).mean().sqrt().item<double>();
       info.gradient_scale = rms > 1e-12 ? rms : 1.0;
+      if (zm.from == 0) {
+        info.domain = zm.source_domain;
+      } else {
+        at::Tensor flat = pts.reshape({-1, zm.in});
+        at::Tensor lo = std::get<0>(flat.min(0)).to(at::kDouble).contiguous();
+        at::Tensor hi = std::get<0>(flat.max(0)).to(at::kDouble).contiguous();
+        for (int k = 0; k < zm.in; ++k) {
+          info.domain.emplace_back(lo.data_ptr<double>()[k], hi.data_ptr<double>()[k]);
+        }
+      }
     }
     const double scale = info.gradient_scale;
     e->untrained = EncoderNet::Init(zm.in, zm.out, o.embedding_size, o.hidden, o.seed);
@@ -574,12 +663,12 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
       if (cancel && cancel()) return absl::CancelledError("embedder training cancelled");
       std::vector<const ModelRecord*> models(batch);
       for (int b = 0; b < batch; ++b) models[b] = zm.train[rng.NextU64() % zm.train.size()];
-      std::vector<float> x = embed_internal::SamplePoints(zm.domain, n, rng);
-      at::Tensor xt = ToTensor(x, n, in);
-      at::Tensor g;
+      at::Tensor xt = ToTensor(embed_internal::SampleStratified(zm.source_domain, n, rng), n,
+                               zm.source_in);
+      at::Tensor pts, g;
       {
         at::NoGradGuard no_grad;
-        g = embed_internal::ModelGradients(models, xt, device);
+        std::tie(pts, g) = embed_internal::SubnetGradients(models, zm.from, zm.to, xt, device);
       }
       std::vector<float> mask(static_cast<size_t>(batch) * n);
       const float* gp = g.data_ptr<float>();
@@ -591,10 +680,10 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
         std::copy(m.begin(), m.end(), mask.begin() + int64_t{b} * n);
       }
       at::Tensor mt = ToTensor(mask, batch, n);
-      at::Tensor xs = embed_internal::ScaleInputs(xt, zm.domain);
+      at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain);
       at::Tensor gs = g / scale;
-      at::Tensor emb = net.Encode(embed_internal::Features(xs, gs, mt));
-      at::Tensor pred = net.Decode(xs.unsqueeze(0).expand({batch, n, in}), emb);
+      at::Tensor emb = net.Encode(embed_internal::Features(xs, gs, mt), mt);
+      at::Tensor pred = net.Decode(xs, emb);
       at::Tensor denom = at::clamp_min(mt.sum() * gd, 1.0);
       at::Tensor loss = ((pred - gs).pow(2).sum(2) * mt).sum() / denom;
       for (at::Tensor& p : net.params) {
@@ -621,7 +710,7 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
         tp.mean_train_loss = running / running_n;
         running = 0.0;
         running_n = 0;
-        const ClozeLosses v = Validate(net, zm, o, scale, device, false);
+        const ClozeLosses v = Validate(net, zm, info, device, false);
         tp.mean_validation_loss = v.model;
         tp.max_validation_loss = v.model;
         if (step + 1 == o.steps) tp.models_done = tp.models_total;
@@ -629,7 +718,7 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
       }
     }
     for (at::Tensor& p : net.params) p = p.detach().clone();
-    const ClozeLosses v = Validate(net, zm, o, scale, device, true);
+    const ClozeLosses v = Validate(net, zm, info, device, true);
     info.validation_cloze_loss = v.model;
     info.mean_gradient_baseline_loss = v.mean;
     info.interpolation_baseline_loss = v.interp;
@@ -679,15 +768,19 @@ absl::Status EmbedderRegistry::ValidateEmbed(const Engine& engine, const std::st
         "models x samples x points_per_sample = ", cost, " exceeds the server's limit of ",
         engine.options().max_points_per_query, "; use fewer models per call or fewer samples"));
   }
+  if (q.from_layer < -1 || q.from_layer > MlpSpec::kMaxLayers) {
+    return absl::InvalidArgumentError(absl::StrCat("from_layer must be in [0, ",
+                                                   MlpSpec::kMaxLayers, "], got ", q.from_layer));
+  }
+  if (q.to_layer < -1 || q.to_layer > MlpSpec::kMaxLayers + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "to_layer must be 0 (the output) or in [1, ", MlpSpec::kMaxLayers + 1, "], got ",
+        q.to_layer));
+  }
+  const auto [from, to] = QueryLayers(e->info, q);
   for (size_t i = 0; i < q.models.size(); ++i) {
     ASSIGN_OR_RETURN(auto zm, engine.GetModel(q.models[i]));
-    const MlpSpec& s = zm.second->spec;
-    if (s.input_dim != e->info.input_dim || s.output_dim != e->info.output_dim) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "models[", i, "] has ", s.input_dim, " inputs and ", s.output_dim,
-          " outputs; embedder \"", id, "\" reads ", e->info.input_dim, " and ",
-          e->info.output_dim));
-    }
+    RETURN_IF_ERROR(Fits(e->info, zm.second->spec, from, to, absl::StrCat("models[", i, "]")));
   }
   return absl::OkStatus();
 }
@@ -701,12 +794,13 @@ absl::StatusOr<std::vector<float>> EmbedderRegistry::EmbedWith(const Engine& eng
   std::vector<std::shared_ptr<const Zoo>> keep;
   std::vector<const ModelRecord*> records;
   std::vector<CacheKey> keys;
+  const auto [from, to] = QueryLayers(e.info, q);
   for (const ModelRef& ref : q.models) {
     ASSIGN_OR_RETURN(auto zm, engine.GetModel(ref));
     keep.push_back(zm.first);
     records.push_back(zm.second);
     keys.emplace_back(key_id, ref.zoo_id, zm.first->create_time_ms, ref.model_id, q.samples,
-                      q.seed);
+                      q.seed, from, to);
   }
   std::vector<float> out(q.models.size() * dim);
   std::vector<size_t> missing;
@@ -723,7 +817,8 @@ absl::StatusOr<std::vector<float>> EmbedderRegistry::EmbedWith(const Engine& eng
   }
   if (missing.empty()) return out;
   const EncoderNet& net = untrained ? e.untrained : e.net;
-  const int n = e.info.options.points_per_sample, in = e.info.input_dim;
+  const int n = e.info.options.points_per_sample;
+  const int source_in = static_cast<int>(e.info.source_domain.size());
   RETURN_IF_ERROR(GuardTorch("embed", [&]() -> absl::Status {
     at::NoGradGuard no_grad;
     const at::Device device = ToAtDevice(options_.device);
@@ -737,9 +832,10 @@ absl::StatusOr<std::vector<float>> EmbedderRegistry::EmbedWith(const Engine& eng
       at::Tensor acc = at::zeros({c, dim}, at::kFloat);
       for (int s = 0; s < q.samples; ++s) {
         Rng rng = Rng::ForStream(static_cast<uint64_t>(q.seed), 1000 + static_cast<uint64_t>(s));
-        at::Tensor xt = ToTensor(embed_internal::SamplePoints(e.info.domain, n, rng), n, in);
-        at::Tensor g = embed_internal::ModelGradients(chunk, xt, device);
-        at::Tensor xs = embed_internal::ScaleInputs(xt, e.info.domain);
+        at::Tensor xt = ToTensor(embed_internal::SampleStratified(e.info.source_domain, n, rng),
+                                 n, source_in);
+        auto [pts, g] = embed_internal::SubnetGradients(chunk, from, to, xt, device);
+        at::Tensor xs = embed_internal::ScaleInputs(pts, e.info.domain);
         acc += net.Encode(embed_internal::Features(xs, g / e.info.gradient_scale,
                                                    at::zeros({c, n}, at::kFloat)));
       }
@@ -789,10 +885,12 @@ absl::StatusOr<std::vector<EmbedNeighbor>> EmbedderRegistry::FindNeighbors(
   for (const std::string& zid : zoo_ids) {
     ASSIGN_OR_RETURN(std::shared_ptr<const Zoo> zoo, engine.GetZoo(zid));
     for (const ModelRecord& m : zoo->models) {
-      if (m.spec.input_dim != e->info.input_dim || m.spec.output_dim != e->info.output_dim) {
+      const absl::Status fits = Fits(e->info, m.spec, e->info.options.from_layer,
+                                     e->info.options.to_layer, absl::StrCat("zoo ", zid));
+      if (!fits.ok()) {
         if (!query.zoos.empty()) {
           return absl::FailedPreconditionError(absl::StrCat(
-              "zoos: zoo ", zid, " has models the embedder cannot read (dims differ)"));
+              "zoos: the embedder cannot read the models of zoo ", zid, ": ", fits.message()));
         }
         break;
       }
@@ -828,8 +926,10 @@ absl::StatusOr<std::vector<ProbeScore>> EmbedderRegistry::Probe(const Engine& en
     return absl::InvalidArgumentError(absl::StrCat(
         "target \"", query.target.substr(0, 40), "\" is not one of label, task, variant, lambda"));
   }
-  ASSIGN_OR_RETURN(ZooModels zm, CollectZoos(engine, query.zoos, "zoos"));
-  if (zm.in != e->info.input_dim || zm.out != e->info.output_dim) {
+  ASSIGN_OR_RETURN(ZooModels zm, CollectZoos(engine, query.zoos, "zoos", e->info.options.from_layer,
+                                             e->info.options.to_layer));
+  if (zm.in != e->info.input_dim || zm.out != e->info.output_dim ||
+      zm.source_in != static_cast<int>(e->info.source_domain.size())) {
     return absl::FailedPreconditionError("zoos: models' dims differ from the embedder's");
   }
   if (zm.train.empty() || zm.validation.empty()) {
@@ -888,32 +988,37 @@ absl::StatusOr<std::vector<ProbeScore>> EmbedderRegistry::Probe(const Engine& en
       RETURN_IF_ERROR(GuardTorch("gradient profile", [&]() -> absl::Status {
         at::NoGradGuard no_grad;
         std::vector<float> x;
-        if (zm.in == 1) {
-          for (int i = 0; i < kProfilePoints; ++i) {
-            const auto [lo, hi] = zm.domain[0];
-            x.push_back(static_cast<float>(lo + (hi - lo) * i / (kProfilePoints - 1)));
+        const int gd = zm.in * zm.out;
+        const int points = std::clamp(kProfileEntries / gd, 4, kProfilePoints);
+        if (zm.source_in == 1) {
+          for (int i = 0; i < points; ++i) {
+            const auto [lo, hi] = zm.source_domain[0];
+            x.push_back(static_cast<float>(lo + (hi - lo) * i / (points - 1)));
           }
         } else {
           Rng rng(0);
-          x = embed_internal::SamplePoints(zm.domain, kProfilePoints, rng);
+          x = embed_internal::SamplePoints(zm.source_domain, points, rng);
         }
-        at::Tensor xt = ToTensor(x, kProfilePoints, zm.in);
-        g.dim = kProfilePoints * zm.in * zm.out;
+        at::Tensor xt = ToTensor(x, points, zm.source_in);
+        g.dim = points * gd;
         for (auto [list, dst] : {std::make_pair(&zm.train, &g.train_x),
                                  std::make_pair(&zm.validation, &g.val_x)}) {
-          *dst = ToFloatVector(embed_internal::ModelGradients(*list, xt, ToAtDevice(options_.device)));
+          *dst = ToFloatVector(
+              embed_internal::SubnetGradients(*list, zm.from, zm.to, xt,
+                                              ToAtDevice(options_.device))
+                  .second);
         }
         return absl::OkStatus();
       }));
       RETURN_IF_ERROR(score("gradient_profile", std::move(g)));
       ProbeData w = base;
       for (const ModelRecord* m : zm.train) {
-        std::vector<float> f = WeightStats(*m);
+        std::vector<float> f = WeightStats(*m, zm.from, zm.to);
         w.dim = static_cast<int>(f.size());
         w.train_x.insert(w.train_x.end(), f.begin(), f.end());
       }
       for (const ModelRecord* m : zm.validation) {
-        std::vector<float> f = WeightStats(*m);
+        std::vector<float> f = WeightStats(*m, zm.from, zm.to);
         if (static_cast<int>(f.size()) != w.dim) {
           return absl::FailedPreconditionError(
               "weight_stats needs models with the same number of layers");

@@ -4,12 +4,18 @@
 // The encoder reads a set of points {(x_n, g_n * (1 - m_n), m_n)}: input x_n (scaled to [-1,1]
 // per input from the zoo task's domain), the model's input Jacobian g_n = dy/dx at x_n (all
 // outputs x inputs, divided by a fixed gradient scale), and a mask bit m_n. Per point an MLP phi
-// (3 ReLU layers of width `hidden`), a mean over the points (permutation invariant, any number
-// of points), then rho (2 layers) gives the embedding e. A decoder MLP psi(x, e) predicts the
-// gradient at any x. Masked points keep their x but their gradient reads 0.
+// (3 ReLU layers of width `hidden`), a mean over the VISIBLE points (permutation invariant, any
+// number of points), then rho (2 layers) gives the embedding e. A decoder MLP psi(x, e)
+// predicts the gradient at any x. Masked points keep their x (psi is asked there) but their
+// gradient reads 0 and they are left out of the mean, so a lookup (every point visible) feeds
+// the encoder what training fed it: a set of visible points.
 //
-// Cloze training: each step draws `points_per_sample` shared input points (uniform on the
-// domain) and `batch_models` training-split models, computes their gradients, groups each
+// Points: every sample of n points is a Latin hypercube on the domain (embed_internal.h's
+// SampleStratified: each point uniform, each input's n values one per stratum of width 1/n),
+// in training, validation and lookups alike. Against i.i.d. points it cut the lookup-to-lookup
+// noise of the mean over points enough to matter for close families (core/embed/README.md).
+//
+// Cloze training: each step draws `points_per_sample` shared input points and `batch_models` training-split models, computes their gradients, groups each
 // model's points by UNIQUE gradient (a linear region for ReLU: gradients equal up to a relative
 // 1e-5 of the model's largest gradient entry, the smooth-activation rule of
 // core/grad/regions.h), masks every point of a group with probability `mask_rate` (at least one
@@ -22,10 +28,20 @@
 // one alone at the ends; more inputs: inverse-distance weights of the two nearest visible).
 // Validation: every validation-split model of the zoos, 4 fixed point samples (seed-derived).
 //
+// Sub-networks (seed 003: "apply the same method within the layers of a larger model"): with
+// from_layer / to_layer the embedder reads the function from layer `from`'s activations h_from
+// to layer `to`'s pre-activations z_to (layers: 0 = input, 1..H hidden, H+1 = output; to 0 =
+// the output, so (0, 0) is the whole network; embed_internal.h has the formula). Its points are
+// h_from at the sampled task inputs x (the distribution of activations on the task's inputs),
+// scaled to [-1, 1] per unit by the range seen over (up to 512) training models at 256 points;
+// its gradients are d z_to / d h_from. Hidden units are not aligned across models (any
+// permutation of a layer computes the same network), so sub-network embeddings compare
+// sub-networks whose units correspond (the same model, or models that share an ancestry).
+//
 // Embedding lookups: e(model) = mean over `samples` point samples s of Encode(points of s, all
 // visible); sample s draws its points from Rng::ForStream(seed, 1000 + s), the same points for
 // every model, so a model's embedding does not depend on the others in the call. Embeddings are
-// cached per (embedder, zoo snapshot, model, samples, seed).
+// cached per (embedder, zoo snapshot, model, samples, seed, from_layer, to_layer).
 //
 // Storage: DIR/embedders/<id>.gzemb (magic, fields, parameters, FNV-1a 64 checksum), written
 // to a temp file -> fsync -> rename -> fsync dir; loaded at Create. A file that fails its
@@ -64,6 +80,10 @@ struct EmbedderOptions {
   int batch_models = 32;          // models per step, [1, 4096]
   int hidden = 64;                // width of every encoder/decoder layer, [4, 1024]
   double learning_rate = 2e-3;    // Adam, cosine-decayed to 5% over the steps
+  // The sub-network the embedder reads (header comment): 0 <= from_layer < to_layer <= H+1,
+  // to_layer 0 = the output.
+  int from_layer = 0;
+  int to_layer = 0;
 };
 
 // INVALID_ARGUMENT naming the field.
@@ -75,7 +95,11 @@ struct EmbedderInfo {
   EmbedderOptions options;
   int input_dim = 0;
   int output_dim = 0;
-  std::vector<std::pair<double, double>> domain;  // per input
+  // Per input of the (sub-)network: the range mapped to [-1, 1] (the task's domain when
+  // from_layer is 0, else the activations' observed range).
+  std::vector<std::pair<double, double>> domain;
+  // Per input of the whole network: where the input points are drawn.
+  std::vector<std::pair<double, double>> source_domain;
   double gradient_scale = 1.0;                    // RMS gradient entry of the training models
   int64_t train_models = 0;
   int64_t validation_models = 0;
@@ -90,6 +114,10 @@ struct EmbedQuery {
   std::vector<ModelRef> models;
   int samples = 4;   // [1, 64]
   int64_t seed = 0;
+  // The sub-network of each model to embed; -1 = the embedder's own from_layer / to_layer. The
+  // sub-network must have the embedder's input and output widths.
+  int from_layer = -1;
+  int to_layer = -1;
 };
 
 struct EmbedNeighbor {
@@ -163,9 +191,11 @@ class EmbedderRegistry {
                                                            const std::string& id,
                                                            const NeighborQuery& query,
                                                            const CancelFn& cancel);
-  // Probes of `target`: the learned embedding first, then gradient_profile (input Jacobian at 64
-  // fixed points: a linspace for 1-D inputs, Rng(0) points otherwise), weight_stats (per layer
-  // mean, std, mean |w|, max |w| of weights and mean, std of biases) and untrained_encoder (the
+  // Probes of `target`: the learned embedding first, then gradient_profile (the (sub-)network's
+  // Jacobian at P = clamp(4096 / (inputs x outputs), 4, 64) fixed points: a linspace for 1-D
+  // network inputs, Rng(0) points otherwise), weight_stats (per layer
+  // mean, std, mean |w|, max |w| of weights and mean, std of biases, over the sub-network's
+  // layers) and untrained_encoder (the
   // same architecture at its seed's initial weights). Train split fits, validation split scores.
   absl::StatusOr<std::vector<ProbeScore>> Probe(const Engine& engine, const std::string& id,
                                                 const ProbeQuery& query,
@@ -178,7 +208,9 @@ class EmbedderRegistry {
   struct Loaded;
 
  private:
-  using CacheKey = std::tuple<std::string, std::string, int64_t, std::string, int, int64_t>;
+  // (embedder#serial, zoo, zoo create time, model, samples, seed, from_layer, to_layer)
+  using CacheKey =
+      std::tuple<std::string, std::string, int64_t, std::string, int, int64_t, int, int>;
   explicit EmbedderRegistry(Options options);
   absl::StatusOr<std::shared_ptr<const Loaded>> Find(const std::string& id) const;
   absl::StatusOr<std::vector<float>> EmbedWith(const Engine& engine, const Loaded& e,

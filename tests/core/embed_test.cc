@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +47,9 @@ ZooSpec PolySpec(double similarity, int64_t family_seed, int families, int seeds
   return s;
 }
 
+// The harder zoo: every family is drawn near one shared polynomial (task.h's similarity).
+constexpr double kHardSimilarity = 0.6;
+
 EmbedderOptions FastOptions(int64_t seed) {
   EmbedderOptions o;
   o.points_per_sample = 48;
@@ -56,6 +61,8 @@ EmbedderOptions FastOptions(int64_t seed) {
   o.seed = seed;
   return o;
 }
+
+EmbedderOptions HardOptions(int64_t seed) { return FastOptions(seed); }
 
 // ---- pieces against references ------------------------------------------------------------
 
@@ -114,6 +121,91 @@ TEST(EmbedPiecesTest, ModelGradientsMatchFiniteDifferences) {
   }
 }
 
+// h_from and z_to of the sub-network (from, to) in double by plain loops (the reference for
+// embed_internal::SubnetGradients): h_0 = x, h_l = relu(W_l h_{l-1} + b_l), z_to = W_to h + b_to.
+std::vector<double> SlowLayers(const ModelRecord& m, std::vector<double> h, int from, int to) {
+  for (int l = from; l < to; ++l) {
+    const LayerWeights& w = m.layers[l];
+    std::vector<double> z(w.out);
+    for (int o = 0; o < w.out; ++o) {
+      z[o] = w.bias[o];
+      for (int i = 0; i < w.in; ++i) z[o] += double{w.weight[o * w.in + i]} * h[i];
+    }
+    if (l + 1 < to) {
+      for (double& v : z) v = std::max(v, 0.0);
+    }
+    h = z;
+  }
+  return h;
+}
+
+TEST(EmbedPiecesTest, SubnetGradientsMatchFiniteDifferences) {
+  // 2-16-16-3: layers 0 (x), 1, 2 (hidden activations), 3 (output).
+  ModelRecord a = RandomModel(2, 3, 11), b = RandomModel(2, 3, 12);
+  Rng rng(4);
+  std::vector<std::pair<double, double>> domain(2, {-1.0, 1.0});
+  const int n = 24;
+  std::vector<float> x = embed_internal::SamplePoints(domain, n, rng);
+  at::Tensor xt = at::tensor(x).reshape({n, 2});
+  for (auto [from, to] : {std::pair{0, 3}, std::pair{0, 0}, std::pair{1, 2}, std::pair{1, 3},
+                          std::pair{2, 0}, std::pair{0, 2}}) {
+    auto [pts, g] = embed_internal::SubnetGradients({&a, &b}, from, to, xt, at::kCPU);
+    const int last = to == 0 ? 3 : to;
+    const int in = from == 0 ? 2 : 16, out = last == 3 ? 3 : 16;
+    ASSERT_EQ(pts.sizes(), (at::IntArrayRef{2, n, in}));
+    ASSERT_EQ(g.sizes(), (at::IntArrayRef{2, n, out * in}));
+    const ModelRecord* models[] = {&a, &b};
+    double worst = 0.0;
+    for (int k = 0; k < 2; ++k) {
+      for (int p = 0; p < n; ++p) {
+        std::vector<double> h =
+            SlowLayers(*models[k], {double{x[p * 2]}, double{x[p * 2 + 1]}}, 0, from);
+        if (from > 0) {
+          for (double& v : h) v = std::max(v, 0.0);  // h_from = relu(z_from)
+        }
+        for (int i = 0; i < in; ++i) {
+          ASSERT_NEAR(pts[k][p][i].item<float>(), h[i], 1e-5) << from << " " << to;
+        }
+        for (int i = 0; i < in; ++i) {
+          const double eps = 1e-6;
+          std::vector<double> hp = h, hm = h;
+          hp[i] += eps;
+          hm[i] -= eps;
+          std::vector<double> zp = SlowLayers(*models[k], hp, from, last);
+          std::vector<double> zm = SlowLayers(*models[k], hm, from, last);
+          for (int o = 0; o < out; ++o) {
+            const double fd = (zp[o] - zm[o]) / (2 * eps);
+            const double got = g[k][p][o * in + i].item<float>();
+            worst = std::max(worst, std::fabs(got - fd) / (1.0 + std::fabs(fd)));
+          }
+        }
+      }
+    }
+    EXPECT_LT(worst, 1e-4) << "layers " << from << ".." << to;
+  }
+  // (0, 0) is the whole network: the same numbers as ModelGradients.
+  at::Tensor whole = embed_internal::ModelGradients({&a, &b}, xt, at::kCPU);
+  EXPECT_TRUE(at::equal(embed_internal::SubnetGradients({&a, &b}, 0, 0, xt, at::kCPU).second,
+                        whole));
+}
+
+TEST(EmbedPiecesTest, LayerRangesAreChecked) {
+  ModelRecord m = RandomModel(2, 3, 1);  // layers 0..3
+  EXPECT_EQ(*embed_internal::ResolveLayers(m.spec, 1, 0, "from_layer", "to_layer"),
+            (std::pair<int, int>{1, 3}));
+  EXPECT_THAT(embed_internal::ResolveLayers(m.spec, 3, 0, "from_layer", "to_layer"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("from_layer")));
+  EXPECT_THAT(embed_internal::ResolveLayers(m.spec, 2, 2, "from_layer", "to_layer"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to_layer")));
+  EXPECT_THAT(embed_internal::ResolveLayers(m.spec, 0, 4, "from_layer", "to_layer"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to_layer")));
+  ModelRecord sub = embed_internal::SubModel(m, 1, 3);
+  EXPECT_EQ(sub.spec.input_dim, 16);
+  EXPECT_EQ(sub.spec.hidden, std::vector<int>{16});
+  EXPECT_EQ(sub.spec.output_dim, 3);
+  ASSERT_OK(ValidateWeights(sub.spec, sub.layers));
+}
+
 TEST(EmbedPiecesTest, BaselinesByHand) {
   // 1-D: visible at x = 0 (g 1), 1 (g 3), 3 (g 7); masked at 0.5 and 2 and 4.
   const std::vector<float> x = {0, 0.5, 1, 2, 3, 4};
@@ -156,6 +248,44 @@ TEST(EmbedPiecesTest, EncoderIsPermutationInvariant) {
   at::Tensor f = at::randn({3, 10, net.FeatureDim()});
   at::Tensor perm = at::randperm(10);
   EXPECT_TRUE(at::allclose(net.Encode(f), net.Encode(f.index_select(1, perm)), 1e-5, 1e-6));
+}
+
+TEST(EmbedPiecesTest, MaskedEncodeIsTheEncodingOfTheVisiblePoints) {
+  auto net = embed_internal::EncoderNet::Init(1, 1, 8, 16, 4);
+  at::Tensor f = at::randn({2, 10, net.FeatureDim()});
+  at::Tensor mask = at::zeros({2, 10});
+  mask[0][2] = 1;
+  mask[0][7] = 1;
+  mask[1][0] = 1;
+  at::Tensor e = net.Encode(f, mask);
+  at::Tensor e0 = net.Encode(f[0].index_select(0, at::tensor({0, 1, 3, 4, 5, 6, 8, 9})).unsqueeze(0));
+  at::Tensor e1 = net.Encode(f[1].slice(0, 1).unsqueeze(0));
+  EXPECT_TRUE(at::allclose(e[0], e0[0], 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(e[1], e1[0], 1e-5, 1e-6));
+  // Nothing masked: the plain mean.
+  EXPECT_TRUE(at::allclose(net.Encode(f, at::zeros({2, 10})), net.Encode(f), 1e-5, 1e-6));
+}
+
+TEST(EmbedPiecesTest, StratifiedPointsFillEveryStratum) {
+  Rng rng(8);
+  const std::vector<std::pair<double, double>> domain = {{-1.0, 1.0}, {0.0, 4.0}};
+  const int n = 50;
+  std::vector<float> x = embed_internal::SampleStratified(domain, n, rng);
+  ASSERT_EQ(x.size(), 100u);
+  for (int k = 0; k < 2; ++k) {
+    std::vector<int> hits(n, 0);
+    const double lo = domain[k].first, width = domain[k].second - domain[k].first;
+    for (int i = 0; i < n; ++i) {
+      const int stratum = static_cast<int>(std::floor((x[i * 2 + k] - lo) / width * n));
+      ASSERT_GE(stratum, 0);
+      ASSERT_LT(stratum, n);
+      ++hits[stratum];
+    }
+    for (int h : hits) EXPECT_EQ(h, 1);
+  }
+  // The inputs are paired at random, not along the diagonal.
+  std::vector<float> y = embed_internal::SampleStratified(domain, n, rng);
+  EXPECT_NE(x, y);
 }
 
 TEST(EmbedPiecesTest, ProbesMatchScikitLearn) {
@@ -216,91 +346,121 @@ TEST(EmbedPiecesTest, ProbesMatchScikitLearn) {
 }
 
 // ---- acceptance on poly1d zoos -----------------------------------------------------------
-
-class EmbedZooTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
-                                     ("embed_zoo_" + std::to_string(::getpid())));
-    std::filesystem::remove_all(*dir_);
-    auto e = Engine::Create({dir_->string(), "cpu"});
-    ASSERT_OK(e);
-    engine_ = e->release();
-    // 10 families x 50 seeds, seeds 40..49 validate.
-    ASSERT_OK(engine_->TrainZoo("poly", PolySpec(0.0, 1, 10, 50, 10), {}, {}).status());
-    auto r = EmbedderRegistry::Create({dir_->string(), "cpu"});
-    ASSERT_OK(r);
-    registry_ = new std::shared_ptr<EmbedderRegistry>(*r);
-    auto info = (*registry_)->Train(*engine_, "poly-e", {"poly"}, FastOptions(1), {}, {});
-    ASSERT_OK(info);
-    info_ = new EmbedderInfo(*info);
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    delete engine_;
-    delete info_;
-    std::filesystem::remove_all(*dir_);
-    delete dir_;
-  }
-  static std::filesystem::path* dir_;
-  static Engine* engine_;
-  static std::shared_ptr<EmbedderRegistry>* registry_;
-  static EmbedderInfo* info_;
+//
+// ctest runs every TEST in a process of its own, so a fixture's SetUpTestSuite runs once per
+// TEST. The expensive setup (three zoos, two embedders) therefore feeds ONE test that checks
+// every result of the issue; the cheap behaviours (lookups, errors, cancellation, sub-network
+// embedders) run on a tiny zoo.
+//
+// Two configurations, both with fixed seeds:
+//   default (make test): 10 families x 20 seeds (16 train / 4 validation), zoo training 1000
+//     steps, embedders with kConfig's options: what the issue asks, on fewer seeds.
+//   GRADZOO_EMBED_FULL=1: the issue's configuration, 10 families x 50 seeds (40 / 10), 1500
+//     zoo steps. Run: GRADZOO_EMBED_FULL=1 build/tests/gradzoo_core_tests
+//     --gtest_filter=EmbedAcceptanceTest.*   (core/embed/README.md records the numbers).
+struct AcceptanceConfig {
+  int seeds = 20, validation_seeds = 4, zoo_steps = 1000;
+  EmbedderOptions easy, hard;
+  double hard_similarity = 0.0;
 };
-std::filesystem::path* EmbedZooTest::dir_ = nullptr;
-Engine* EmbedZooTest::engine_ = nullptr;
-std::shared_ptr<EmbedderRegistry>* EmbedZooTest::registry_ = nullptr;
-EmbedderInfo* EmbedZooTest::info_ = nullptr;
 
-TEST_F(EmbedZooTest, ZooFitsItsPolynomials) {
-  ASSERT_OK_AND_ASSIGN(auto zoo, engine_->GetZoo("poly"));
-  ASSERT_EQ(zoo->models.size(), 500u);
-  double worst = 0, mean = 0;
-  for (const ModelRecord& m : zoo->models) {
-    worst = std::max(worst, m.validation_loss);
-    mean += m.validation_loss / 500;
+AcceptanceConfig Config() {
+  AcceptanceConfig c;
+  const bool full = std::getenv("GRADZOO_EMBED_FULL") != nullptr;
+  if (full) {
+    c.seeds = 50;
+    c.validation_seeds = 10;
+    c.zoo_steps = 1500;
   }
-  std::printf("poly zoo validation MSE: mean %.4g, worst %.4g\n", mean, worst);
-  EXPECT_LT(mean, 2e-3);
+  c.easy = FastOptions(1);
+  c.hard = HardOptions(4);
+  c.hard_similarity = kHardSimilarity;
+  if (!full) {
+    c.easy.steps = 800;
+  }
+  return c;
 }
 
-TEST_F(EmbedZooTest, ClozeBeatsBaselines) {
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
+  const AcceptanceConfig cfg = Config();
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                                    ("embed_accept_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Engine> engine, Engine::Create({dir.string(), "cpu"}));
+  ASSERT_OK_AND_ASSIGN(auto registry, EmbedderRegistry::Create({"", "cpu"}));
+  const int families = 10;
+  const int64_t models = int64_t{families} * cfg.seeds;
+  const int64_t validation = int64_t{families} * cfg.validation_seeds;
+  auto t0 = std::chrono::steady_clock::now();
+  ZooSpec easy = PolySpec(0.0, 1, families, cfg.seeds, cfg.validation_seeds);
+  easy.training.steps = cfg.zoo_steps;
+  ASSERT_OK(engine->TrainZoo("poly", easy, {}, {}).status());
+  std::printf("[%.0fs] poly zoo trained\n", Seconds(t0));
+
+  // The zoo fits its polynomials.
+  ASSERT_OK_AND_ASSIGN(auto zoo, engine->GetZoo("poly"));
+  ASSERT_EQ(static_cast<int64_t>(zoo->models.size()), models);
+  double mean_fit = 0;
+  for (const ModelRecord& m : zoo->models) mean_fit += m.validation_loss / models;
+  std::printf("poly zoo validation MSE: mean %.4g\n", mean_fit);
+  EXPECT_LT(mean_fit, 2e-3);
+
+  // Cloze loss against the two baselines.
+  ASSERT_OK_AND_ASSIGN(EmbedderInfo info,
+                       registry->Train(*engine, "poly-e", {"poly"}, cfg.easy, {}, {}));
+  std::printf("[%.0fs] poly embedder trained\n", Seconds(t0));
   std::printf("cloze MSE %.4g | mean-gradient baseline %.4g | interpolation baseline %.4g\n",
-              info_->validation_cloze_loss, info_->mean_gradient_baseline_loss,
-              info_->interpolation_baseline_loss);
-  EXPECT_EQ(info_->train_models, 400);
-  EXPECT_EQ(info_->validation_models, 100);
-  EXPECT_LE(info_->validation_cloze_loss, 0.3 * info_->mean_gradient_baseline_loss);
-}
+              info.validation_cloze_loss, info.mean_gradient_baseline_loss,
+              info.interpolation_baseline_loss);
+  EXPECT_EQ(info.train_models, models - validation);
+  EXPECT_EQ(info.validation_models, validation);
+  EXPECT_LE(info.validation_cloze_loss, 0.3 * info.mean_gradient_baseline_loss);
 
-TEST_F(EmbedZooTest, ProbesRecoverTheFamily) {
-  ProbeQuery q;
-  q.zoos = {"poly"};
-  ASSERT_OK_AND_ASSIGN(auto scores, (*registry_)->Probe(*engine_, "poly-e", q, {}));
+  // Probes recover the family, with the baselines.
+  ProbeQuery pq;
+  pq.zoos = {"poly"};
+  ASSERT_OK_AND_ASSIGN(auto scores, registry->Probe(*engine, "poly-e", pq, {}));
   ASSERT_EQ(scores.size(), 4u);
   for (const ProbeScore& s : scores) {
-    std::printf("%-18s linear %.3f  5-NN %.3f\n", s.representation.c_str(), s.linear_accuracy,
-                s.knn_accuracy);
-    EXPECT_EQ(s.classes, 10);
-    EXPECT_EQ(s.validation_models, 100);
+    std::printf("poly %-18s linear %.3f  5-NN %.3f\n", s.representation.c_str(),
+                s.linear_accuracy, s.knn_accuracy);
+    EXPECT_EQ(s.classes, families);
+    EXPECT_EQ(s.validation_models, validation);
   }
   EXPECT_EQ(scores[0].representation, "embedding");
+  EXPECT_EQ(scores[3].representation, "untrained_encoder");
   EXPECT_GE(scores[0].linear_accuracy, 0.95);
   EXPECT_GE(scores[0].knn_accuracy, 0.95);
-  EXPECT_EQ(scores[3].representation, "untrained_encoder");
-}
 
-TEST_F(EmbedZooTest, UnseenFamiliesHaveSameFamilyNeighbours) {
-  // New polynomials (another family seed): the embedder never saw them.
-  ASSERT_OK(engine_->TrainZoo("unseen", PolySpec(0.0, 77, 6, 10, 2), {}, {}).status());
-  ASSERT_OK_AND_ASSIGN(auto zoo, engine_->GetZoo("unseen"));
+  // The sub-network from layer 0 to the end of a 1-16-16-1 is the whole network.
+  {
+    EmbedQuery q;
+    q.models = {{"poly", zoo->models[3].id}, {"poly", zoo->models[17].id}};
+    ASSERT_OK_AND_ASSIGN(std::vector<float> whole, registry->Embed(*engine, "poly-e", q, {}));
+    for (int to : {3, 0}) {
+      EmbedQuery sub = q;
+      sub.from_layer = 0;
+      sub.to_layer = to;
+      ASSERT_OK_AND_ASSIGN(std::vector<float> e, registry->Embed(*engine, "poly-e", sub, {}));
+      ASSERT_EQ(e.size(), whole.size());
+      for (size_t k = 0; k < e.size(); ++k) EXPECT_EQ(e[k], whole[k]) << to;
+    }
+  }
+
+  // Families the embedder never saw: same-family neighbours.
+  ASSERT_OK(engine->TrainZoo("unseen", PolySpec(0.0, 77, 6, 10, 2), {}, {}).status());
+  ASSERT_OK_AND_ASSIGN(auto unseen, engine->GetZoo("unseen"));
   double hits = 0, total = 0;
-  for (const ModelRecord& m : zoo->models) {
+  for (const ModelRecord& m : unseen->models) {
     NeighborQuery q;
     q.model = {"unseen", m.id};
     q.k = 5;
     q.zoos = {"unseen"};
-    ASSERT_OK_AND_ASSIGN(auto nb, (*registry_)->FindNeighbors(*engine_, "poly-e", q, {}));
+    ASSERT_OK_AND_ASSIGN(auto nb, registry->FindNeighbors(*engine, "poly-e", q, {}));
     ASSERT_EQ(nb.size(), 5u);
     for (const EmbedNeighbor& n : nb) {
       hits += n.label == m.label;
@@ -308,24 +468,104 @@ TEST_F(EmbedZooTest, UnseenFamiliesHaveSameFamilyNeighbours) {
       EXPECT_NE(n.model.model_id, m.id);
     }
   }
-  std::printf("unseen families precision@5 %.3f\n", hits / total);
+  std::printf("[%.0fs] unseen families precision@5 %.3f\n", Seconds(t0), hits / total);
   EXPECT_GE(hits / total, 0.9);
+
+  // The harder zoo: members drawn near one shared polynomial.
+  ZooSpec hard = PolySpec(cfg.hard_similarity, 5, families, cfg.seeds, cfg.validation_seeds);
+  hard.training.steps = cfg.zoo_steps;
+  ASSERT_OK(engine->TrainZoo("hard", hard, {}, {}).status());
+  ASSERT_OK_AND_ASSIGN(EmbedderInfo hinfo,
+                       registry->Train(*engine, "hard-e", {"hard"}, cfg.hard, {}, {}));
+  std::printf("[%.0fs] hard embedder trained; cloze %.4g | mean %.4g | interpolation %.4g\n",
+              Seconds(t0), hinfo.validation_cloze_loss, hinfo.mean_gradient_baseline_loss,
+              hinfo.interpolation_baseline_loss);
+  pq.zoos = {"hard"};
+  ASSERT_OK_AND_ASSIGN(auto hs, registry->Probe(*engine, "hard-e", pq, {}));
+  ASSERT_EQ(hs.size(), 4u);
+  for (const ProbeScore& s : hs) {
+    std::printf("hard %-18s linear %.3f  5-NN %.3f\n", s.representation.c_str(),
+                s.linear_accuracy, s.knn_accuracy);
+  }
+  EXPECT_GE(hs[0].linear_accuracy, 0.90);
+  EXPECT_GE(hs[0].knn_accuracy, 0.90);
+  // Issue 6 also asks that the learned embedding BEAT the untrained encoder here. It does not:
+  // the untrained encoder (a random feature map of the same points) is as good or better at
+  // every similarity measured (core/embed/README.md). Asserted: no more than 0.05 behind.
+  EXPECT_GE(hs[0].linear_accuracy, hs[3].linear_accuracy - 0.05);
+  EXPECT_GE(hs[0].knn_accuracy, hs[3].knn_accuracy - 0.05);
+
+  if (std::getenv("GRADZOO_EMBED_FULL") != nullptr) {
+    // The hardest zoo measured (similarity 0.95): every representation falls below 0.93; the
+    // numbers are recorded in core/embed/README.md, asserted only above chance (0.1).
+    ZooSpec hardest = PolySpec(0.95, 5, families, cfg.seeds, cfg.validation_seeds);
+    hardest.training.steps = cfg.zoo_steps;
+    ASSERT_OK(engine->TrainZoo("hardest", hardest, {}, {}).status());
+    ASSERT_OK(registry->Train(*engine, "hardest-e", {"hardest"}, cfg.hard, {}, {}).status());
+    pq.zoos = {"hardest"};
+    ASSERT_OK_AND_ASSIGN(auto xs, registry->Probe(*engine, "hardest-e", pq, {}));
+    for (const ProbeScore& s : xs) {
+      std::printf("hardest %-18s linear %.3f  5-NN %.3f\n", s.representation.c_str(),
+                  s.linear_accuracy, s.knn_accuracy);
+    }
+    EXPECT_GE(xs[0].linear_accuracy, 0.5);
+  }
+  std::printf("[%.0fs] done\n", Seconds(t0));
+  std::filesystem::remove_all(dir);
 }
 
-TEST_F(EmbedZooTest, LookupsAreDeterministicCachedAndReloaded) {
+// ---- behaviours on a tiny zoo --------------------------------------------------------------
+
+class EmbedTinyTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
+                                     ("embed_tiny_" + std::to_string(::getpid())));
+    std::filesystem::remove_all(*dir_);
+    auto e = Engine::Create({dir_->string(), "cpu"});
+    ASSERT_OK(e);
+    engine_ = e->release();
+    // 3 families x 6 seeds (seeds 4, 5 validate), 1-16-16-1.
+    ZooSpec spec = PolySpec(0.0, 1, 3, 6, 2);
+    spec.training.steps = 300;
+    ASSERT_OK(engine_->TrainZoo("poly", spec, {}, {}).status());
+    auto r = EmbedderRegistry::Create({dir_->string(), "cpu"});
+    ASSERT_OK(r);
+    registry_ = new std::shared_ptr<EmbedderRegistry>(*r);
+    EmbedderOptions o = FastOptions(1);
+    o.steps = 20;
+    ASSERT_OK((*registry_)->Train(*engine_, "poly-e", {"poly"}, o, {}, {}).status());
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    delete engine_;
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+  static std::filesystem::path* dir_;
+  static Engine* engine_;
+  static std::shared_ptr<EmbedderRegistry>* registry_;
+};
+std::filesystem::path* EmbedTinyTest::dir_ = nullptr;
+Engine* EmbedTinyTest::engine_ = nullptr;
+std::shared_ptr<EmbedderRegistry>* EmbedTinyTest::registry_ = nullptr;
+
+TEST_F(EmbedTinyTest, LookupsAreDeterministicCachedAndReloaded) {
+  ASSERT_OK_AND_ASSIGN(auto info, (*registry_)->Get("poly-e"));
   EmbedQuery q;
-  q.models = {{"poly", "m0003"}, {"poly", "m0100"}};
+  q.models = {{"poly", "m0003"}, {"poly", "m0010"}};
   q.seed = 5;
   q.samples = 3;
   ASSERT_OK_AND_ASSIGN(std::vector<float> a, (*registry_)->Embed(*engine_, "poly-e", q, {}));
   ASSERT_EQ(a.size(), 2u * 16);
   // Alone, in another order, and after a reload from disk: the same vectors.
   EmbedQuery single = q;
-  single.models = {{"poly", "m0100"}};
+  single.models = {{"poly", "m0010"}};
   auto fresh = EmbedderRegistry::Create({dir_->string(), "cpu"});
   ASSERT_OK(fresh);
-  ASSERT_OK_AND_ASSIGN(auto info, (*fresh)->Get("poly-e"));
-  EXPECT_EQ(info.validation_cloze_loss, info_->validation_cloze_loss);
+  ASSERT_OK_AND_ASSIGN(auto reloaded, (*fresh)->Get("poly-e"));
+  EXPECT_EQ(reloaded.validation_cloze_loss, info.validation_cloze_loss);
+  EXPECT_EQ(reloaded.source_domain, info.source_domain);
   ASSERT_OK_AND_ASSIGN(std::vector<float> b, (*fresh)->Embed(*engine_, "poly-e", single, {}));
   for (int i = 0; i < 16; ++i) EXPECT_NEAR(a[16 + i], b[i], 1e-5);
   EXPECT_GE((*registry_)->CachedEmbeddings(), 2);
@@ -336,7 +576,7 @@ TEST_F(EmbedZooTest, LookupsAreDeterministicCachedAndReloaded) {
   EXPECT_NE(a, c);
 }
 
-TEST_F(EmbedZooTest, ErrorsAreSpecific) {
+TEST_F(EmbedTinyTest, ErrorsAreSpecific) {
   EmbedQuery q;
   q.models = {{"poly", "nope"}};
   EXPECT_THAT((*registry_)->Embed(*engine_, "poly-e", q, {}),
@@ -347,6 +587,18 @@ TEST_F(EmbedZooTest, ErrorsAreSpecific) {
   q.samples = 0;
   EXPECT_THAT((*registry_)->Embed(*engine_, "poly-e", q, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("samples")));
+  q.samples = 4;
+  q.from_layer = 1;  // 16 -> 1: not the embedder's 1 -> 1
+  EXPECT_THAT((*registry_)->Embed(*engine_, "poly-e", q, {}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("16 inputs")));
+  q.from_layer = 3;
+  EXPECT_THAT((*registry_)->Embed(*engine_, "poly-e", q, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("from_layer")));
+  q.from_layer = 1;
+  q.to_layer = 1;
+  EXPECT_THAT((*registry_)->Embed(*engine_, "poly-e", q, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to_layer")));
+  q.from_layer = q.to_layer = -1;
   q.samples = 64;
   q.models.assign(100000, {"poly", "m0000"});
   EXPECT_THAT((*registry_)->Embed(*engine_, "poly-e", q, {}),
@@ -355,6 +607,14 @@ TEST_F(EmbedZooTest, ErrorsAreSpecific) {
   o.mask_rate = 1.5;
   EXPECT_THAT((*registry_)->ValidateTraining(*engine_, "x", {"poly"}, o),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("mask_rate")));
+  o = FastOptions(1);
+  o.from_layer = 2;
+  o.to_layer = 2;
+  EXPECT_THAT((*registry_)->ValidateTraining(*engine_, "x", {"poly"}, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to_layer")));
+  o.to_layer = 7;  // valid in general, but these networks end at layer 3
+  EXPECT_THAT((*registry_)->ValidateTraining(*engine_, "x", {"poly"}, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to_layer")));
   EXPECT_THAT((*registry_)->ValidateTraining(*engine_, "poly-e", {"poly"}, FastOptions(1)),
               StatusIs(absl::StatusCode::kAlreadyExists, ::testing::_));
   EXPECT_THAT((*registry_)->ValidateTraining(*engine_, "x", {"nozoo"}, FastOptions(1)),
@@ -366,7 +626,7 @@ TEST_F(EmbedZooTest, ErrorsAreSpecific) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target")));
 }
 
-TEST_F(EmbedZooTest, CancelPublishesNothingAndCorruptFilesAreDataLoss) {
+TEST_F(EmbedTinyTest, CancelPublishesNothingAndCorruptFilesAreDataLoss) {
   int polls = 0;
   EXPECT_THAT((*registry_)->Train(*engine_, "cancelled", {"poly"}, FastOptions(2), {},
                                   [&] { return ++polls > 3; }),
@@ -395,23 +655,66 @@ TEST_F(EmbedZooTest, CancelPublishesNothingAndCorruptFilesAreDataLoss) {
   ASSERT_OK((*registry_)->Delete("tiny"));
 }
 
-TEST_F(EmbedZooTest, HarderZooLearnedBeatsUntrained) {
-  // Members drawn near one shared polynomial.
-  ASSERT_OK(engine_->TrainZoo("hard", PolySpec(0.6, 5, 10, 50, 10), {}, {}).status());
-  ASSERT_OK((*registry_)->Train(*engine_, "hard-e", {"hard"}, FastOptions(4), {}, {}).status());
-  ProbeQuery q;
-  q.zoos = {"hard"};
-  ASSERT_OK_AND_ASSIGN(auto scores, (*registry_)->Probe(*engine_, "hard-e", q, {}));
-  for (const ProbeScore& s : scores) {
-    std::printf("hard %-18s linear %.3f  5-NN %.3f\n", s.representation.c_str(),
-                s.linear_accuracy, s.knn_accuracy);
+TEST_F(EmbedTinyTest, SubNetworkEmbedderBetweenHiddenLayers) {
+  // The function from layer 1's activations to the output, through hidden layer 2: 16 -> 1.
+  // (Layers 1 to 2 alone would be one affine map: a constant gradient, nothing to mask.)
+  EmbedderOptions o = FastOptions(5);
+  o.from_layer = 1;
+  o.to_layer = 3;
+  o.steps = 10;
+  std::vector<double> losses;
+  ASSERT_OK_AND_ASSIGN(
+      EmbedderInfo info,
+      (*registry_)->Train(*engine_, "sub-e", {"poly"}, o,
+                          [&](const TrainProgress& p) { losses.push_back(p.mean_train_loss); },
+                          {}));
+  EXPECT_EQ(info.input_dim, 16);
+  EXPECT_EQ(info.output_dim, 1);
+  ASSERT_EQ(info.domain.size(), 16u);
+  ASSERT_EQ(info.source_domain.size(), 1u);
+  for (const auto& [lo, hi] : info.domain) {
+    EXPECT_GE(lo, 0.0);  // ReLU activations
+    EXPECT_GE(hi, lo);
   }
-  // Issue 6 asks that the learned embedding BEAT the untrained encoder here. Measured with these
-  // seeds: learned 0.98 / 0.97 (linear / 5-NN), untrained 1.00 / 0.98: NOT met (the random
-  // encoder is a strong random-feature map of the gradient profile). What is asserted: the
-  // >= 0.90 target, and that training did not lose more than 0.05 against the untrained encoder.
-  EXPECT_GE(scores[0].linear_accuracy, 0.90);
-  EXPECT_GE(scores[0].linear_accuracy, scores[3].linear_accuracy - 0.05);
+  EXPECT_GT(info.mean_gradient_baseline_loss, 0.0);
+  for (double l : losses) EXPECT_TRUE(std::isfinite(l));
+
+  EmbedQuery q;
+  q.models = {{"poly", "m0001"}, {"poly", "m0007"}};
+  q.seed = 2;
+  ASSERT_OK_AND_ASSIGN(std::vector<float> a, (*registry_)->Embed(*engine_, "sub-e", q, {}));
+  ASSERT_EQ(a.size(), 2u * 16);  // embedding size 16
+  for (float v : a) EXPECT_TRUE(std::isfinite(v));
+  // Deterministic: explicit layers, and a reload from disk, give the same vectors.
+  EmbedQuery explicit_layers = q;
+  explicit_layers.from_layer = 1;
+  explicit_layers.to_layer = 0;  // the output: layer 3
+  ASSERT_OK_AND_ASSIGN(auto fresh, EmbedderRegistry::Create({dir_->string(), "cpu"}));
+  ASSERT_OK_AND_ASSIGN(auto reloaded, fresh->Get("sub-e"));
+  EXPECT_EQ(reloaded.options.from_layer, 1);
+  EXPECT_EQ(reloaded.options.to_layer, 3);
+  EXPECT_EQ(reloaded.domain, info.domain);
+  ASSERT_OK_AND_ASSIGN(std::vector<float> b, fresh->Embed(*engine_, "sub-e", explicit_layers, {}));
+  EXPECT_EQ(a, b);
+  // The two models' sub-networks differ, and so do their embeddings.
+  EXPECT_NE(std::vector<float>(a.begin(), a.begin() + 16), std::vector<float>(a.begin() + 16, a.end()));
+  // A 1 -> 1 whole network is not what this embedder reads.
+  EmbedQuery whole = q;
+  whole.from_layer = 0;
+  whole.to_layer = 0;
+  EXPECT_THAT((*registry_)->Embed(*engine_, "sub-e", whole, {}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  // Neighbours and probes read the embedder's own sub-network.
+  NeighborQuery nq;
+  nq.model = {"poly", "m0001"};
+  nq.k = 3;
+  ASSERT_OK_AND_ASSIGN(auto nb, (*registry_)->FindNeighbors(*engine_, "sub-e", nq, {}));
+  EXPECT_EQ(nb.size(), 3u);
+  ProbeQuery pq;
+  pq.zoos = {"poly"};
+  ASSERT_OK_AND_ASSIGN(auto scores, (*registry_)->Probe(*engine_, "sub-e", pq, {}));
+  EXPECT_EQ(scores.size(), 4u);
+  ASSERT_OK((*registry_)->Delete("sub-e"));
 }
 
 }  // namespace
