@@ -1,14 +1,18 @@
 // GradientService's analyses through the real gRPC stack and the client library: linear
 // regions, exact partitions (checked against the gradient-field RPC at region centroids),
 // streamed layer Jacobians (checked against the stored weights), the computational graph,
-// path rarity, and the error codes of bad requests.
+// path rarity, the error codes of bad requests, and a million-point field of a 4-64-64-2 model
+// arriving intact (checked against an independent float32 forward pass and float64 Jacobians).
 #include <gmock/gmock.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <map>
 #include <numeric>
+#include <random>
 #include <set>
 
 #include "client/gradient_analysis.h"
@@ -281,6 +285,127 @@ TEST_F(GradientAnalysisTest, SmoothModelsClusterAndRefusePartitions) {
   *p.mutable_slice() = Grid2(2).grid();
   EXPECT_THAT(client::ComputeRegionPartition(*client_, p),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ReLU")));
+}
+
+// Issue 4: "a million-point field for a 4-64-64-2 model arrives intact in the C++ client". A
+// ReLU net with random weights is imported, its field on a 1000 x 1000 grid of the (x1, x2)
+// slice streams in ~1 MiB chunks, and the assembled arrays are checked point by point: the
+// coordinates against the grid formula (exact), the outputs against a float32 forward pass
+// here (1e-4), and every gradient against W3 D2 W2 D1 W1 formed in float64 from that pass's
+// activation pattern (1e-4 absolute; points within 1e-4 of a kink, where float32 summation
+// order may flip a unit, are not compared, and must be under 3%).
+TEST_F(ServerFixture, MillionPointFieldOfA4x64x64x2ModelArrivesIntact) {
+  constexpr int kIn = 4, kH = 64, kOut = 2, kSteps = 1000;
+  constexpr int64_t kN = int64_t{kSteps} * kSteps;
+  std::mt19937 rng(20261121);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const std::array<int, 4> widths = {kIn, kH, kH, kOut};
+  std::vector<std::vector<float>> w(3), b(3);
+  v1::Model m;
+  for (int l = 0; l < 3; ++l) {
+    w[l].resize(widths[l + 1] * widths[l]);
+    b[l].resize(widths[l + 1]);
+    for (auto& v : w[l]) v = static_cast<float>(normal(rng) * std::sqrt(2.0 / widths[l]));
+    for (auto& v : b[l]) v = static_cast<float>(0.2 * normal(rng));
+    v1::Layer* layer = m.add_layers();
+    client::EncodeTensor({widths[l + 1], widths[l]}, w[l].data(), layer->mutable_weight());
+    client::EncodeTensor({widths[l + 1]}, b[l].data(), layer->mutable_bias());
+  }
+  ASSERT_OK_AND_ASSIGN(v1::Model stored, client_->ImportModel("zoos/big", m));
+
+  v1::ComputeGradientFieldRequest req;
+  req.mutable_selection()->add_models(stored.name());
+  req.set_include_outputs(true);
+  v1::Grid* grid = req.mutable_points()->mutable_grid();
+  for (int i = 0; i < 2; ++i) {
+    v1::GridAxis* a = grid->add_axes();
+    a->set_input_index(i);
+    a->set_min(-1.5);
+    a->set_max(1.5);
+    a->set_steps(kSteps);
+  }
+  for (double v : {0.0, 0.0, 0.3, -0.2}) grid->add_fixed_values(v);
+  ASSERT_OK_AND_ASSIGN(auto fields, client_->ComputeGradientField(req));
+  ASSERT_EQ(fields.size(), 1u);
+  const client::GradientField& f = fields[0];
+  EXPECT_EQ(f.model, stored.name());
+  ASSERT_EQ(f.n, kN);
+  ASSERT_EQ(f.input_dim, kIn);
+  ASSERT_EQ(f.output_dim, kOut);
+  ASSERT_EQ(f.points.size(), static_cast<size_t>(kN * kIn));
+  ASSERT_EQ(f.gradients.size(), static_cast<size_t>(kN * kOut * kIn));
+  ASSERT_EQ(f.outputs.size(), static_cast<size_t>(kN * kOut));
+
+  // Transposed weights ([in][out]) so the forward loops below run along contiguous rows.
+  std::vector<std::vector<float>> wt(3);
+  for (int l = 0; l < 3; ++l) {
+    wt[l].resize(w[l].size());
+    for (int v = 0; v < widths[l + 1]; ++v) {
+      for (int u = 0; u < widths[l]; ++u) wt[l][u * widths[l + 1] + v] = w[l][v * widths[l] + u];
+    }
+  }
+  std::map<std::array<uint64_t, 2>, std::array<double, kOut * kIn>> jacobians;
+  int64_t bad_points = 0, bad_outputs = 0, bad_gradients = 0, near_kinks = 0;
+  double max_gradient_error = 0;
+  for (int64_t p = 0; p < kN; ++p) {
+    const float* x = f.points.data() + p * kIn;
+    const float want[kIn] = {
+        static_cast<float>(-1.5 + 3.0 * (static_cast<double>(p / kSteps) / (kSteps - 1))),
+        static_cast<float>(-1.5 + 3.0 * (static_cast<double>(p % kSteps) / (kSteps - 1))), 0.3f, -0.2f};
+    bad_points += !std::equal(x, x + kIn, want);
+    float z1[kH], z2[kH], y[kOut];
+    std::copy(b[0].begin(), b[0].end(), z1);
+    for (int u = 0; u < kIn; ++u) {
+      for (int v = 0; v < kH; ++v) z1[v] += wt[0][u * kH + v] * want[u];
+    }
+    std::copy(b[1].begin(), b[1].end(), z2);
+    bool kink = false;
+    std::array<uint64_t, 2> pattern = {0, 0};
+    for (int u = 0; u < kH; ++u) {
+      kink |= std::abs(z1[u]) < 1e-4f;
+      if (z1[u] <= 0) continue;
+      pattern[0] |= uint64_t{1} << u;
+      for (int v = 0; v < kH; ++v) z2[v] += wt[1][u * kH + v] * z1[u];
+    }
+    std::copy(b[2].begin(), b[2].end(), y);
+    for (int u = 0; u < kH; ++u) {
+      kink |= std::abs(z2[u]) < 1e-4f;
+      if (z2[u] <= 0) continue;
+      pattern[1] |= uint64_t{1} << u;
+      for (int v = 0; v < kOut; ++v) y[v] += wt[2][u * kOut + v] * z2[u];
+    }
+    for (int o = 0; o < kOut; ++o) bad_outputs += !(std::abs(f.outputs[p * kOut + o] - y[o]) <= 1e-4f * (1 + std::abs(y[o])));
+    if (kink) {
+      ++near_kinks;
+      continue;
+    }
+    auto [it, fresh] = jacobians.try_emplace(pattern);
+    if (fresh) {  // d y_o / d x = W3[o] D2 W2 D1 W1 in float64
+      for (int o = 0; o < kOut; ++o) {
+        double g2[kH], g1[kH] = {};
+        for (int u = 0; u < kH; ++u) g2[u] = (pattern[1] >> u & 1) ? w[2][o * kH + u] : 0.0;
+        for (int v = 0; v < kH; ++v) {
+          for (int u = 0; u < kH; ++u) g1[u] += g2[v] * w[1][v * kH + u];
+        }
+        for (int u = 0; u < kH; ++u) g1[u] *= (pattern[0] >> u & 1) ? 1.0 : 0.0;
+        for (int i = 0; i < kIn; ++i) {
+          double s = 0;
+          for (int u = 0; u < kH; ++u) s += g1[u] * w[0][u * kIn + i];
+          it->second[o * kIn + i] = s;
+        }
+      }
+    }
+    for (int k = 0; k < kOut * kIn; ++k) {
+      const double e = std::abs(f.gradients[p * kOut * kIn + k] - it->second[k]);
+      max_gradient_error = std::max(max_gradient_error, e);
+      bad_gradients += !(e <= 1e-4);
+    }
+  }
+  EXPECT_EQ(bad_points, 0);
+  EXPECT_EQ(bad_outputs, 0);
+  EXPECT_EQ(bad_gradients, 0) << "max gradient error " << max_gradient_error;
+  EXPECT_LT(near_kinks, 3 * kN / 100);
+  EXPECT_GT(jacobians.size(), 100u);  // many regions: the gradients really vary over the slice
 }
 
 }  // namespace
