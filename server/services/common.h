@@ -52,7 +52,9 @@ inline absl::Status CheckStoredBytesQuota(const ServiceDeps& deps, const Identit
     }
     used += e.zoo->stored_bytes;
   }
-  if (used + adding < limit && !(adding == 0 && used >= limit)) return absl::OkStatus();
+  // A creation of known size must fit; one of unknown size (a training job) needs room left.
+  const bool over = adding > 0 ? used + adding > limit : used >= limit;
+  if (!over) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       "quota max_stored_bytes_per_user reached: ", who.user, " owns zoos of ", used,
       " bytes", adding > 0 ? absl::StrCat(" and this adds ", adding) : std::string(),
