@@ -380,8 +380,8 @@ class FieldTest(unittest.TestCase):
     def test_million_point_field_of_4x64x64x2_model_arrives_intact(self):
         """Issue 4: a 1M-point field of a 4-64-64-2 ReLU model through the Python client, every
         point checked: coordinates against the grid formula (exact), outputs and gradients
-        against LibTorch autograd on the same float32 points (1e-4). Points within 1e-4 of a
-        kink (where float32 summation order may flip a unit) are left out, and must be < 1%."""
+        against LibTorch autograd on the same float32 points (1e-4). Points within 1e-5 of a
+        kink (where float32 summation order may flip a unit) are left out, and must be < 3%."""
         import torch
         import torch.nn as nn
         torch.manual_seed(4)
@@ -407,8 +407,8 @@ class FieldTest(unittest.TestCase):
         grads = np.stack([torch.autograd.grad(y[:, o].sum(), x, retain_graph=True)[0].numpy()
                           for o in range(2)], axis=1)
         with torch.no_grad():
-            kink = ((z1.abs() < 1e-4).any(1) | (z2.abs() < 1e-4).any(1)).numpy()
-        self.assertLess(kink.sum(), f.n // 100)
+            kink = ((z1.abs() < 1e-5).any(1) | (z2.abs() < 1e-5).any(1)).numpy()
+        self.assertLess(kink.sum(), 3 * f.n // 100)
         np.testing.assert_allclose(f.outputs, y.detach().numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(f.gradients[~kink], grads[~kink], rtol=0, atol=1e-4)
         # The slice really has many linear regions (the field is not trivially constant).
