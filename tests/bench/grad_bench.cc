@@ -59,12 +59,19 @@ void Write(const std::string& path, const std::vector<float>& v) {
   f.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
 }
 
-// Float32 GEMM rate of C = A B with A [m, k], B [k, n], in GFLOP/s (2 m n k flops).
-double GemmRate(int64_t m, int64_t k, int64_t n, int repeats) {
+// Float32 GEMM rate of C = A B with A [m, k], B [k, n], in GFLOP/s (2 m n k flops), per second
+// of wall time and per second of CPU time (the latter is what a loaded machine leaves
+// comparable: the field's CPU-time rate over it is the fraction of the machine's matmul rate).
+struct Rate {
+  double wall = 0;
+  double cpu = 0;
+};
+Rate GemmRate(int64_t m, int64_t k, int64_t n, int repeats) {
   at::Tensor a = at::rand({m, k}), b = at::rand({k, n});
   at::mm(a, b);  // warm up
-  const double t = Best(repeats, [&] { at::mm(a, b); }).wall;
-  return 2.0 * m * n * k / t / 1e9;
+  const Timing t = Best(repeats, [&] { at::mm(a, b); });
+  const double flops = 2.0 * m * n * k;
+  return {flops / t.wall / 1e9, flops / t.cpu / 1e9};
 }
 
 }  // namespace
@@ -126,14 +133,19 @@ int main(int argc, char** argv) {
     });
     absl::StrAppendFormat(&json,
                           ", \"%s\": {\"field_s\": %.6f, \"field_cpu_s\": %.6f, \"field_gflops\": %.3f, "
+                          "\"field_gflops_per_cpu_s\": %.3f, "
                           "\"regions_s\": %.6f, \"regions_cpu_s\": %.6f, \"regions\": %d, "
                           "\"unique_gradients\": %d}",
                           name, field.wall, field.cpu, flops_per_point * n / field.wall / 1e9,
+                          flops_per_point * n / field.cpu / 1e9,
                           regions.wall, regions.cpu, counts.regions,
                           counts.unique_gradients_per_output[0]);
   }
-  absl::StrAppendFormat(&json, ", \"gemm_gflops_4096\": %.3f, \"gemm_gflops_tall_64\": %.3f}\n",
-                        GemmRate(4096, 4096, 4096, repeats), GemmRate(262144, 64, 64, repeats));
+  const Rate big = GemmRate(4096, 4096, 4096, repeats), tall = GemmRate(262144, 64, 64, repeats);
+  absl::StrAppendFormat(&json,
+                        ", \"gemm_gflops_4096\": %.3f, \"gemm_gflops_tall_64\": %.3f, "
+                        "\"gemm_gflops_per_cpu_s_4096\": %.3f, \"gemm_gflops_per_cpu_s_tall_64\": %.3f}\n",
+                        big.wall, tall.wall, big.cpu, tall.cpu);
   std::cout << json;
   return 0;
 }
