@@ -83,7 +83,9 @@ absl::Status Tenancy::Claim(const Identity& who, Kind kind, const std::string& i
           "the name ", Collection(kind), "/", id,
           " is taken by another user (names are shared by all users); choose another"));
     }
-    // An admin taking over another user's name replaces the resource: it becomes the admin's.
+    // An admin creating under a name a user holds acts for that user: the owner stays (so a
+    // refused or failed creation changes nothing).
+    return absl::OkStatus();
   } else if (exists && !who.is_admin()) {
     return absl::PermissionDeniedError(absl::StrCat(
         Collection(kind), "/", id,

@@ -48,7 +48,8 @@ class Tenancy {
   // users who cannot read it; PERMISSION_DENIED for readers and for ownerless resources.
   absl::Status CheckWrite(const Identity& who, Kind kind, const std::string& id) const;
   // Records `who` as the owner of a resource it is creating (before the creation starts, so
-  // that the name is reserved). Keeps an existing row of the same owner (its readers too).
+  // that the name is reserved). Keeps an existing row of the same owner (its readers too); an
+  // admin creating under a name a user holds leaves that user the owner.
   // ALREADY_EXISTS when another user owns the name; PERMISSION_DENIED when `exists` and the
   // resource has no owner (only an admin may replace those).
   absl::Status Claim(const Identity& who, Kind kind, const std::string& id, bool exists);

@@ -90,6 +90,11 @@ TEST_F(TenancyTest, ZoosBelongToTheirCreatorAndAreInvisibleToOthers) {
   EXPECT_TRUE(Contains(ZooNames(*root_), "zoos/alice-zoo"));
   ASSERT_OK_AND_ASSIGN(v1::Zoo seen_by_root, root_->GetZoo("zoos/alice-zoo"));
   EXPECT_EQ(seen_by_root.owner(), "alice");
+  // An admin's refused creation under alice's name leaves alice the owner.
+  EXPECT_THAT(root_->CreateZooTrainingJob("alice-zoo", SmallSpec()),
+              HasCode(absl::StatusCode::kAlreadyExists));
+  ASSERT_OK_AND_ASSIGN(v1::Zoo still, alice_->GetZoo("zoos/alice-zoo"));
+  EXPECT_EQ(still.owner(), "alice");
   EXPECT_OK(root_->DeleteZoo("zoos/alice-zoo"));
   EXPECT_THAT(alice_->GetZoo("zoos/alice-zoo"), HasCode(absl::StatusCode::kNotFound));
 }
