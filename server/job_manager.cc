@@ -83,7 +83,22 @@ absl::Status JobManager::Recover() {
 
 JobManager::~JobManager() {
   Shutdown();
-  pool_.reset();  // runs queued closures (they end CANCELLED at once) and joins
+  // Runs the queued closures (their jobs end CANCELLED at once) and joins. pool_ stays valid
+  // meanwhile: a RunNext finishing on a worker may still call pool_->TrySchedule (refused).
+  pool_->Join();
+  // Jobs a per-user running quota held back have no closure left: cancelled, never started.
+  std::vector<std::shared_ptr<Job>> left;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [owner, queue] : pending_) left.insert(left.end(), queue.begin(), queue.end());
+    pending_.clear();
+  }
+  for (auto& job : left) {
+    Update(job, [](JobSnapshot& s) {
+      s.state = JobState::kCancelled;
+      s.end_time = absl::Now();
+    });
+  }
 }
 
 void JobManager::Shutdown() {

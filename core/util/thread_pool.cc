@@ -11,12 +11,16 @@ ThreadPool::ThreadPool(std::string name, int threads, size_t max_queue)
   for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { Join(); }
+
+void ThreadPool::Join() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 bool ThreadPool::TrySchedule(std::function<void()> fn) {

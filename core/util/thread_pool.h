@@ -21,10 +21,15 @@ class ThreadPool {
  public:
   // `threads` >= 1 workers; at most `max_queue` closures waiting (0 = unbounded).
   ThreadPool(std::string name, int threads, size_t max_queue);
+  // Join().
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
+  // Stops taking work, runs the closures already queued, and joins the workers. Idempotent.
+  // While it runs the pool stays a valid object, so a closure may still call TrySchedule (which
+  // then refuses).
+  void Join();
   // Queues `fn`; false (and `fn` dropped) when the queue is full or the pool is stopping.
   bool TrySchedule(std::function<void()> fn);
   // Closures waiting (not running).
