@@ -95,6 +95,10 @@ absl::Status ZooGet(Context& c, const std::string& name) {
       absl::StrJoin(sp.task().lambdas(), ", "), absl::StrJoin(sp.seeds(), ", "),
       absl::StrJoin(sp.validation_seeds(), ", "), sp.training().steps(),
       sp.training().learning_rate(), sp.training().batch_size(), z->stored_bytes());
+  if (!z->owner().empty()) {
+    std::cout << absl::StrFormat("  owner        %s, readers [%s]\n", z->owner(),
+                                 absl::StrJoin(z->readers(), ", "));
+  }
   return absl::OkStatus();
 }
 
@@ -154,7 +158,19 @@ absl::Status ZooCommand(Context& c) {
     }
     return s;
   }
-  throw UsageError{"usage: gradzoo zoo get|delete ZOO"};
+  if (p.size() == 3 && p[1] == "share") {
+    // --readers a,b replaces the list; --readers "" makes the zoo private again.
+    if (!c.args.Has("readers")) throw UsageError{"zoo share ZOO --readers USER[,USER...] (\"\" = private)"};
+    std::vector<std::string> readers =
+        absl::StrSplit(c.args.Get("readers"), ',', absl::SkipWhitespace());
+    auto z = c.client->ShareZoo(ZooNameOf(p[2]), readers);
+    if (!z.ok()) return z.status();
+    c.Say(absl::StrCat(z->name(), " readers: ",
+                       z->readers().empty() ? "(none: private)" : absl::StrJoin(z->readers(), ", ")),
+          ToJson(*z));
+    return absl::OkStatus();
+  }
+  throw UsageError{"usage: gradzoo zoo get|delete|share ZOO"};
 }
 
 absl::Status Export(Context& c) {
@@ -200,7 +216,8 @@ const bool kRegistered =
                      [](Context& c) { return Zoos(c); }}) &&
     RegisterCommand({"zoo", 21,
                      "  zoo get ZOO                  one zoo's spec and size          (ZOO: zoos/NAME or NAME)\n"
-                     "  zoo delete ZOO               delete a zoo and its stored models\n",
+                     "  zoo delete ZOO               delete a zoo and its stored models\n"
+                     "  zoo share ZOO --readers U,U  let these users read it (\"\" = private; owner or admin)\n",
                      ZooCommand}) &&
     RegisterCommand({"models", 22,
                      "  models ZOO [--weights]       list a zoo's models (task, lambda, seed, split, losses)\n",

@@ -101,6 +101,17 @@ GRADZOO_TOKEN=$BOB $CLI --json jobs | /usr/bin/python3 -c \
   'import json,sys; d=json.load(sys.stdin); assert not d.get("jobs"), d'
 check "bob sees none of alice's jobs" $?
 
+# Sharing read-only through the CLI.
+$CLI --token-file "$WORK/alice.token" zoo share alices --readers bob >/dev/null
+check "alice shares her zoo with bob" $?
+$CLI --token-file "$WORK/bob.token" --json models alices >/dev/null; check "bob reads the shared zoo" $?
+expect_error "bob re-shares alice's zoo" PERMISSION_DENIED $CLI --token-file "$WORK/bob.token" zoo share alices --readers bob
+expect_error "bob deletes the shared zoo" PERMISSION_DENIED $CLI --token-file "$WORK/bob.token" zoo delete alices
+$CLI --token-file "$WORK/alice.token" zoo get alices | grep -q "owner        alice, readers \[bob\]"
+check "zoo get shows owner and readers" $?
+$CLI --token-file "$WORK/alice.token" zoo share alices --readers "" >/dev/null; check "alice unshares" $?
+expect_error "bob reads the unshared zoo" NOT_FOUND $CLI --token-file "$WORK/bob.token" zoo get alices
+
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$WORK/metrics.txt"
 check "scrape /metrics" $?
 grep -q '^gradzoo_rpc_requests_total{method="/gradzoo.v1.ZooService/ListZoos",code="OK"} [1-9]' "$WORK/metrics.txt"

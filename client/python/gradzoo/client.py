@@ -199,6 +199,15 @@ class Client(AnalysisCalls):
         """Deletes a zoo and its stored models (FailedPreconditionError while a job uses it)."""
         self._unary("DeleteZoo", timeout=timeout, name=zoo_name(name))
 
+    def share_zoo(self, name, readers, timeout=None):
+        """Lets ``readers`` (user names of the server's tokens file) read zoo ``name``, replacing
+        the list (``[]`` = private again). Owner or admin only (PermissionDeniedError for a
+        reader; FailedPreconditionError on a server without authentication). Returns the Zoo."""
+        if isinstance(readers, str):
+            readers = [readers]
+        return Zoo.from_proto(self._unary("ShareZoo", timeout=timeout, name=zoo_name(name),
+                                          readers=list(readers)).zoo)
+
     def models(self, zoo, weights=False, timeout=None):
         """Every model of ``zoo`` in zoo order; with ``weights`` their layers as numpy arrays."""
         out, token = [], ""

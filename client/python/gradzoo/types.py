@@ -120,6 +120,7 @@ class Zoo:
     create_time: Optional[datetime.datetime]
     owner: str
     spec: dict
+    readers: List[str] = dataclasses.field(default_factory=list)  # see Client.share_zoo
     raw: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -132,7 +133,7 @@ class Zoo:
         zoo_pb2 = _stubs.module("zoo_pb2")
         return cls(m.name, enum_name(zoo_pb2.ZooState, m.state, "ZOO_STATE_"), m.model_count,
                    m.input_dim, m.output_dim, m.stored_bytes, _time(m.create_time), m.owner,
-                   to_dict(m.spec), raw=m)
+                   to_dict(m.spec), readers=list(m.readers), raw=m)
 
 
 @dataclasses.dataclass
