@@ -66,9 +66,13 @@ absl::Status ReluFieldByPattern(const MlpSpec& spec, const std::vector<LayerWeig
     const int64_t m = std::min(chunk, n - start);
     at::Tensor h = all.narrow(0, start, m);
     for (int l = 0; l < hidden; ++l) {
-      at::Tensor z = l == 0 && in <= grad_internal::kSmallInputs
-                         ? grad_internal::SmallInputLayer(h, wt[0], b[0])
-                         : at::addmm(b[l], h, wt[l]);  // [m, w_l], contiguous
+      at::Tensor z;
+      if (l == 0 && in <= grad_internal::kSmallInputs) {
+        z = grad_internal::SmallInputLayer(h, wt[0], b[0]);
+      } else if (l == 1 && in <= grad_internal::kSmallInputs) {  // layer 0's bits are packed
+        z = grad_internal::CollapsedSecondLayer(mlp, all.narrow(0, start, m), bits.data(), words);
+      }
+      if (!z.defined()) z = at::addmm(b[l], h, wt[l]);  // [m, w_l], contiguous
       const float* zp = z.data_ptr<float>();
       const int w = spec.hidden[l];
       uint64_t* dst = bits.data() + offsets[l];

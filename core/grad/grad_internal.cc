@@ -36,6 +36,67 @@ at::Tensor SmallInputLayer(const at::Tensor& x, const at::Tensor& wt, const at::
   return z;
 }
 
+at::Tensor CollapsedSecondLayer(const StackedMlp& mlp, const at::Tensor& x, const uint64_t* bits,
+                                int words) {
+  const int64_t m = x.size(0);
+  const int in = mlp.spec.input_dim, w1 = mlp.spec.hidden[0], w2 = mlp.spec.hidden[1];
+  const int first_words = (w1 + 63) / 64;
+  BitKeySet first(first_words);
+  std::vector<int64_t> ids(m), reps;
+  for (int64_t p = 0; p < m; ++p) {
+    ids[p] = first.Insert(bits + p * words);
+    if (ids[p] == static_cast<int64_t>(reps.size())) {
+      reps.push_back(p);
+      if (8 * static_cast<int64_t>(reps.size()) > m) return at::Tensor();
+    }
+  }
+  const at::Tensor wa = mlp.weight[0][0].contiguous(), ba = mlp.bias[0][0][0].contiguous();
+  const at::Tensor wb = mlp.weight[1][0].contiguous(), bb = mlp.bias[1][0][0].contiguous();
+  const float* w1p = wa.data_ptr<float>();
+  const float* b1p = ba.data_ptr<float>();
+  const float* w2p = wb.data_ptr<float>();
+  const float* b2p = bb.data_ptr<float>();
+  // Per pattern: A^T [in, w2] then c [w2].
+  const int64_t stride = int64_t{in + 1} * w2;
+  std::vector<float> maps(reps.size() * stride);
+  std::vector<int> active;
+  std::vector<double> acc(in + 1);
+  for (size_t r = 0; r < reps.size(); ++r) {
+    const uint64_t* pattern = first.key(static_cast<int64_t>(r));
+    active.clear();
+    for (int u = 0; u < w1; ++u) {
+      if ((pattern[u / 64] >> (u % 64)) & 1) active.push_back(u);
+    }
+    float* map = maps.data() + r * stride;
+    for (int v = 0; v < w2; ++v) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int u : active) {
+        const double wvu = w2p[static_cast<int64_t>(v) * w1 + u];
+        for (int i = 0; i < in; ++i) acc[i] += wvu * w1p[static_cast<int64_t>(u) * in + i];
+        acc[in] += wvu * b1p[u];
+      }
+      for (int i = 0; i < in; ++i) map[static_cast<int64_t>(i) * w2 + v] = static_cast<float>(acc[i]);
+      map[static_cast<int64_t>(in) * w2 + v] = static_cast<float>(acc[in] + b2p[v]);
+    }
+  }
+  at::Tensor z = at::empty({m, w2}, at::kFloat);
+  const float* xp = x.data_ptr<float>();
+  float* zp = z.data_ptr<float>();
+  at::parallel_for(0, m, 512, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; ++p) {
+      const float* map = maps.data() + ids[p] * stride;
+      float* row = zp + p * w2;
+      std::copy(map + static_cast<int64_t>(in) * w2, map + stride, row);
+      for (int i = 0; i < in; ++i) {
+        const float xi = xp[p * in + i];
+        const float* a = map + static_cast<int64_t>(i) * w2;
+        for (int v = 0; v < w2; ++v) row[v] += xi * a[v];  // vectorised axpy
+      }
+    }
+  });
+  return z;
+}
+
 void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out) {
   const MlpSpec& spec = mlp.spec;
   const std::vector<int> offsets = PatternWordOffsets(spec.hidden);
@@ -43,11 +104,15 @@ void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out) {
   const int64_t m = x.size(0);
   std::fill(out, out + m * words, 0);
   at::Tensor h = x;
+  const bool small_cpu = x.is_cpu() && x.scalar_type() == at::kFloat && spec.input_dim <= kSmallInputs;
   for (size_t l = 0; l < spec.hidden.size(); ++l) {
-    at::Tensor z = l == 0 && x.is_cpu() && x.scalar_type() == at::kFloat &&
-                           spec.input_dim <= kSmallInputs
-                       ? SmallInputLayer(x.contiguous(), mlp.weight[0][0].t().contiguous(), mlp.bias[0][0][0])
-                       : at::addmm(mlp.bias[l][0][0], h, mlp.weight[l][0].t());  // [m, w]
+    at::Tensor z;
+    if (l == 0 && small_cpu) {
+      z = SmallInputLayer(x.contiguous(), mlp.weight[0][0].t().contiguous(), mlp.bias[0][0][0]);
+    } else if (l == 1 && small_cpu && spec.activation == Activation::kRelu) {
+      z = CollapsedSecondLayer(mlp, x.contiguous(), out, words);
+    }
+    if (!z.defined()) z = at::addmm(mlp.bias[l][0][0], h, mlp.weight[l][0].t());  // [m, w]
     at::Tensor zc = z.to(at::kCPU, at::kFloat).contiguous();
     const int w = spec.hidden[l];
     const float* zp = zc.data_ptr<float>();

@@ -41,6 +41,16 @@ void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out);
 constexpr int kSmallInputs = 8;
 at::Tensor SmallInputLayer(const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b);
 
+// The second hidden layer's pre-activations of a ReLU net as affine maps of the inputs, one per
+// distinct first-layer pattern: z_2 = A_r x + c_r with A_r = W_2 D_r W_1, c_r = W_2 D_r b_1 +
+// b_2 (D_r = diag of the pattern's bits, formed in float64), so each point costs in * w_2
+// multiply-adds instead of w_1 * w_2. For the first model of `mlp`; x [m, in] contiguous float
+// on the CPU; `bits` the chunk's patterns ([m, words], first layer's bits filled). Returns
+// [m, w_2], or an undefined tensor when the chunk has more than m / 8 distinct first-layer
+// patterns (the GEMM is cheaper then).
+at::Tensor CollapsedSecondLayer(const StackedMlp& mlp, const at::Tensor& x, const uint64_t* bits,
+                                int words);
+
 // Reverse sweep for the first model of `mlp`: for every hidden layer l, d y / d h_l (post) and
 // d y / d z_l (pre), each [m, out, w_l] on the capture's device:
 //   post_{H-1} = W_L,  pre_l = post_l * act'(z_l),  post_{l-1} = pre_l W_l.
