@@ -47,6 +47,8 @@ absl::StatusOr<EmbedderTrainingWork> EmbedderTrainingFromProto(const v1::Embedde
   if (t.hidden() != 0) o.hidden = t.hidden();
   if (t.learning_rate() != 0) o.learning_rate = t.learning_rate();
   o.seed = t.seed();
+  o.from_layer = t.from_layer();
+  o.to_layer = t.to_layer();
   absl::Status s = core::ValidateEmbedderOptions(o);
   if (!s.ok()) {
     return absl::Status(s.code(), absl::StrCat("job.embedder_training.", s.message()));

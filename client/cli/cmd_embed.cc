@@ -101,6 +101,8 @@ absl::Status Embedder(Context& c) {
   if (c.args.Has("batch-models")) t.set_batch_models(ParseOne<int>("batch-models", c.args.Get("batch-models")));
   if (c.args.Has("hidden")) t.set_hidden(ParseOne<int>("hidden", c.args.Get("hidden")));
   if (c.args.Has("lr")) t.set_learning_rate(ParseOne<double>("lr", c.args.Get("lr")));
+  if (c.args.Has("from-layer")) t.set_from_layer(ParseOne<int>("from-layer", c.args.Get("from-layer")));
+  if (c.args.Has("to-layer")) t.set_to_layer(ParseOne<int>("to-layer", c.args.Get("to-layer")));
   auto job = emb.CreateEmbedderTrainingJob(t, c.args.Get("request-id"));
   if (!job.ok()) return job.status();
   if (!c.args.Has("wait")) {
@@ -220,6 +222,8 @@ const bool kRegistered =
                      "  embedder train ID --zoo Z[,Z] [options] [--wait]   train a network embedder (job)\n"
                      "      --points N  --mask-rate R  --size E  --steps S  --seed N\n"
                      "      --batch-models B  --hidden H  --lr X\n"
+                     "      --from-layer L --to-layer M   a sub-network: layer L activations to\n"
+                     "                                    layer M pre-activations (0 = output)\n"
                      "  embedder list | get ID | delete ID\n",
                      Embedder}) &&
     RegisterCommand({"embed", 81,

@@ -248,6 +248,34 @@ TEST_F(EmbeddingServiceTest, ErrorsCarryTheRightCodes) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("k")));
 }
 
+// Seed 003's sub-network embeddings, trained through the job RPC: hidden layer 1 (16 units)
+// to the output. The embedder reports its layers; lookups are deterministic; ValidateTraining's
+// layer checks answer before a job is queued.
+TEST_F(EmbeddingServiceTest, SubNetworkEmbedderTrainsThroughTheJobRpc) {
+  v1::EmbedderTraining t = Work("sub", 40);
+  t.set_from_layer(1);
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob job, emb_->CreateEmbedderTrainingJob(t));
+  ASSERT_OK_AND_ASSIGN(job, client_->WaitForJob(job.name(), {}));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  ASSERT_OK_AND_ASSIGN(v1::Embedder e, emb_->GetEmbedder("embedders/sub"));
+  EXPECT_EQ(e.from_layer(), 1);
+  EXPECT_EQ(e.to_layer(), 0);
+  EXPECT_EQ(e.input_dim(), 16);  // the sub-network reads hidden layer 1
+  EXPECT_EQ(e.output_dim(), 1);
+  ASSERT_OK_AND_ASSIGN(auto a, emb_->EmbedModels("embedders/sub", {"zoos/poly/models/m0000",
+                                                                   "zoos/poly/models/m0001"}));
+  ASSERT_OK_AND_ASSIGN(auto b, emb_->EmbedModels("embedders/sub", {"zoos/poly/models/m0000",
+                                                                   "zoos/poly/models/m0001"}));
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 16}));
+  EXPECT_EQ(a.data, b.data);
+
+  v1::EmbedderTraining bad = Work("bad", 10);
+  bad.set_from_layer(2);
+  bad.set_to_layer(1);
+  EXPECT_THAT(emb_->CreateEmbedderTrainingJob(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to_layer")));
+}
+
 TEST_F(EmbeddingServiceTest, CancelPublishesNothing) {
   ASSERT_OK_AND_ASSIGN(v1::TrainingJob job, emb_->CreateEmbedderTrainingJob(Work("e3", 200000)));
   for (int i = 0; i < 500; ++i) {

@@ -296,10 +296,13 @@ class AnalysisCalls:
 
     def train_embedder(self, embedder_id, zoos, *, points_per_sample=None, mask_rate=None,
                        embedding_size=None, steps=None, seed=0, batch_models=None, hidden=None,
-                       learning_rate=None, request_id=None, timeout=None):
+                       learning_rate=None, from_layer=None, to_layer=None, request_id=None,
+                       timeout=None):
         """Submits a job training a cloze embedder on the training-split models of ``zoos``;
         returns its :class:`Job` at once. Unset (None) options take the server's defaults
-        (job.proto, EmbedderTraining). ``job.wait()`` shows progress."""
+        (job.proto, EmbedderTraining). ``from_layer``/``to_layer``: embed the sub-network from
+        that layer's activations (0 = input) to that layer's pre-activations (0 = output).
+        ``job.wait()`` shows progress."""
         j = _stubs.module("job_pb2")
         req = j.CreateTrainingJobRequest(request_id=request_id or "")
         e = req.job.embedder_training
@@ -309,7 +312,8 @@ class AnalysisCalls:
         for field, value in (("points_per_sample", points_per_sample), ("mask_rate", mask_rate),
                              ("embedding_size", embedding_size), ("steps", steps),
                              ("batch_models", batch_models), ("hidden", hidden),
-                             ("learning_rate", learning_rate)):
+                             ("learning_rate", learning_rate), ("from_layer", from_layer),
+                             ("to_layer", to_layer)):
             if value is not None:
                 setattr(e, field, value)
         return Job(self, self._unary("CreateTrainingJob", req, timeout=timeout).job)
