@@ -104,6 +104,11 @@ bool RegisterCommand(Command command);
 std::vector<const Command*> Commands();
 const Command* FindCommand(const std::string& name);
 
+// Follows job `name` (zoo or embedder training) until it ends: a progress bar on a terminal,
+// plain lines otherwise, nothing with --json; then the final job as a line (or JSON).
+// INTERNAL for a FAILED job (with its error), CANCELLED for a cancelled one.
+absl::Status WatchJob(Context& c, const std::string& name);
+
 // The status a command returns when a --fail-above style check fails (exit status 3).
 absl::Status FailAboveStatus();
 bool IsFailAbove(const absl::Status& s);

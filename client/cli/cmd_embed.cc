@@ -15,23 +15,6 @@ namespace gradzoo::client::cli {
 
 namespace {
 
-// Waits for an embedder-training job, printing its progress to stderr.
-absl::Status WaitForEmbedder(Context& c, const std::string& name) {
-  auto done = c.client->WaitForJob(name, [&](const v1::TrainingJob& j) {
-    if (c.json) return;
-    std::cerr << absl::StrFormat("%s step %d/%d train cloze %.4g validation cloze %.4g\n",
-                                 StateName(j.state()), j.progress().step(),
-                                 j.progress().total_steps(), j.progress().mean_train_loss(),
-                                 j.progress().mean_validation_loss());
-  });
-  if (!done.ok()) return done.status();
-  if (done->state() == v1::JOB_STATE_FAILED) {
-    return absl::InternalError(absl::StrCat("job failed: ", done->error()));
-  }
-  if (done->state() == v1::JOB_STATE_CANCELLED) return absl::CancelledError("job was cancelled");
-  return absl::OkStatus();
-}
-
 std::string EmbedderNameOf(const std::string& s) {
   return s.rfind("embedders/", 0) == 0 ? s : "embedders/" + s;
 }
@@ -109,7 +92,7 @@ absl::Status Embedder(Context& c) {
     c.Say(job->name(), ToJson(*job));
     return absl::OkStatus();
   }
-  absl::Status s = WaitForEmbedder(c, job->name());
+  absl::Status s = WatchJob(c, job->name());
   if (!s.ok()) return s;
   auto e = emb.GetEmbedder(EmbedderNameOf(p[2]));
   if (!e.ok()) return e.status();

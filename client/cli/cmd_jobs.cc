@@ -54,7 +54,7 @@ void ShowProgress(const v1::TrainingJob& j, bool tty) {
   }
 }
 
-absl::Status WatchJob(Context& c, const std::string& name) {
+absl::Status FollowJob(Context& c, const std::string& name) {
   const bool tty = isatty(STDERR_FILENO) && !c.json;
   int64_t last_step = -1;
   auto done = c.client->WaitForJob(name, [&](const v1::TrainingJob& j) {
@@ -168,7 +168,7 @@ absl::Status Train(Context& c, const std::string& zoo_id) {
     c.Say(job->name(), ToJson(*job));
     return absl::OkStatus();
   }
-  return WatchJob(c, job->name());
+  return FollowJob(c, job->name());
 }
 
 absl::Status Jobs(Context& c) {
@@ -187,7 +187,7 @@ absl::Status Jobs(Context& c) {
 }
 
 absl::Status Job(Context& c, const std::string& verb, const std::string& name) {
-  if (verb == "watch") return WatchJob(c, JobNameOf(name));
+  if (verb == "watch") return FollowJob(c, JobNameOf(name));
   absl::StatusOr<v1::TrainingJob> j;
   if (verb == "get") {
     j = c.client->GetJob(JobNameOf(name));
@@ -237,4 +237,7 @@ const bool kRegistered =
                      }});
 
 }  // namespace
+
+absl::Status WatchJob(Context& c, const std::string& name) { return FollowJob(c, name); }
+
 }  // namespace gradzoo::client::cli
