@@ -50,13 +50,14 @@ absl::Status Embedder(Context& c) {
   if (verb == "list") {
     auto all = emb.ListEmbedders();
     if (!all.ok()) return all.status();
-    for (const v1::Embedder& e : *all) {
-      if (c.json) {
-        std::cout << ToJson(e) << "\n";
-      } else {
-        PrintEmbedder(e);
-      }
+    if (c.json) {  // one JSON document, as every --json output
+      v1::ListEmbeddersResponse r;
+      for (const v1::Embedder& e : *all) *r.add_embedders() = e;
+      std::cout << ToJson(r);
+      return absl::OkStatus();
     }
+    for (const v1::Embedder& e : *all) PrintEmbedder(e);
+    if (all->empty()) std::cout << "(no embedders)\n";
     return absl::OkStatus();
   }
   if (p.size() != 3) throw UsageError{absl::StrCat("embedder ", verb, " takes one ID")};
@@ -118,16 +119,22 @@ absl::Status Embed(Context& c) {
   auto r = emb.EmbedModels(req);
   if (!r.ok()) return r.status();
   const int64_t dim = r->shape.size() == 2 ? r->shape[1] : 0;
+  // --json: one document {"embeddings": [{"model": ..., "embedding": [...]}, ...]} (%.9g: float
+  // round trip); text: one line per model.
+  if (c.json) std::cout << "{\"embeddings\": [";
   for (size_t i = 0; i < models.size(); ++i) {
     std::vector<std::string> v;
-    for (int64_t j = 0; j < dim; ++j) v.push_back(absl::StrFormat("%.6g", r->data[i * dim + j]));
+    for (int64_t j = 0; j < dim; ++j) {
+      v.push_back(absl::StrFormat(c.json ? "%.9g" : "%.6g", r->data[i * dim + j]));
+    }
     if (c.json) {
-      std::cout << "{\"model\": \"" << models[i] << "\", \"embedding\": [" << absl::StrJoin(v, ", ")
-                << "]}\n";
+      std::cout << (i > 0 ? ",\n  " : "\n  ") << "{\"model\": \"" << models[i]
+                << "\", \"embedding\": [" << absl::StrJoin(v, ", ") << "]}";
     } else {
       std::cout << models[i] << "  " << absl::StrJoin(v, " ") << "\n";
     }
   }
+  if (c.json) std::cout << "\n]}\n";
   return absl::OkStatus();
 }
 
@@ -139,12 +146,14 @@ absl::Status Neighbors(Context& c) {
                              c.args.Has("k") ? ParseOne<int>("k", c.args.Get("k")) : 5,
                              ZooList(c.args.Get("zoos")));
   if (!r.ok()) return r.status();
+  if (c.json) {
+    v1::FindNeighborsResponse out;
+    for (const v1::Neighbor& n : *r) *out.add_neighbors() = n;
+    std::cout << ToJson(out);
+    return absl::OkStatus();
+  }
   for (const v1::Neighbor& n : *r) {
-    if (c.json) {
-      std::cout << ToJson(n) << "\n";
-    } else {
-      std::cout << absl::StrFormat("%-32s %.4f  %s\n", n.model(), n.similarity(), n.label());
-    }
+    std::cout << absl::StrFormat("%-40s %.4f  %s\n", n.model(), n.similarity(), n.label());
   }
   return absl::OkStatus();
 }
@@ -157,15 +166,17 @@ absl::Status Probe(Context& c) {
                         c.args.Get("target", "label"),
                         c.args.Has("k") ? ParseOne<int>("k", c.args.Get("k")) : 0);
   if (!r.ok()) return r.status();
-  if (!c.json) std::cout << "representation       linear    k-NN   (validation models, classes)\n";
+  if (c.json) {
+    v1::RunProbeResponse out;
+    for (const v1::ProbeScores& s : *r) *out.add_scores() = s;
+    std::cout << ToJson(out);
+    return absl::OkStatus();
+  }
+  std::cout << "representation       linear    k-NN   (validation models, classes)\n";
   for (const v1::ProbeScores& s : *r) {
-    if (c.json) {
-      std::cout << ToJson(s) << "\n";
-    } else {
-      std::cout << absl::StrFormat("%-20s %6.3f  %6.3f   (%d, %d)\n", s.representation(),
-                                   s.linear_accuracy(), s.knn_accuracy(), s.validation_models(),
-                                   s.classes());
-    }
+    std::cout << absl::StrFormat("%-20s %6.3f  %6.3f   (%d, %d)\n", s.representation(),
+                                 s.linear_accuracy(), s.knn_accuracy(), s.validation_models(),
+                                 s.classes());
   }
   return absl::OkStatus();
 }

@@ -106,6 +106,19 @@ check "train --task poly1d --families --similarity" $?
 $CLI --json zoo get polyz | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["spec"]["task"]; assert d["model_count"] == 4 and t["families"] == 2 and t["similarity"] == 0.5 and int(t["family_seed"]) == 3, d'
 check "poly1d options reach the zoo spec" $?
 
+# Embeddings (seed 003) through the CLI: one JSON document per --json command.
+$CLI embedder train pe --zoo polyz --steps 30 --wait >/dev/null 2>&1; check "embedder train --wait" $?
+$CLI --json embedder list | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert [e["name"] for e in d["embedders"]] == ["embedders/pe"], d'
+check "embedder list --json" $?
+$CLI --json embed pe polyz/m0000 polyz/m0001 | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin)["embeddings"]; assert [x["model"] for x in e] == ["zoos/polyz/models/m0000", "zoos/polyz/models/m0001"] and len(e[0]["embedding"]) == 32, e'
+check "embed --json" $?
+$CLI --json neighbors pe polyz/m0000 --k 2 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); n=d["neighbors"]; assert len(n) == 2 and n[0]["similarity"] >= n[1]["similarity"], d'
+check "neighbors --json, most similar first" $?
+$CLI --json probe pe --zoo polyz | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); r=[s["representation"] for s in d["scores"]]; assert r[0] == "embedding" and "untrained_encoder" in r, d'
+check "probe --json with baselines" $?
+$CLI embedding-map pe --zoo polyz --out "$WORK/map.svg" >/dev/null && [[ $(grep -c 'class="point"' "$WORK/map.svg") -eq 4 ]]
+check "embedding-map SVG has one point per model" $?
+
 # Idempotent submit + quick cancel.
 J1=$($CLI train long --steps 1000000 --request-id r1 --no-wait)
 J2=$($CLI train long --steps 1000000 --request-id r1 --no-wait)
