@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/gradzoo_client.h"
 #include "core/engine.h"
 #include "core/util/thread_pool.h"
 #include "gradzoo/v1/info.grpc.pb.h"
@@ -405,49 +406,20 @@ TEST_F(AuthServerTest, HandlersSeeTheirOwnCallersIdentityOnASharedConnection) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
-// What the C++ client does with Options::token: a channel interceptor that adds the header to
-// every call, so typed stubs need no per-call code.
-class BearerInterceptor final : public grpc::experimental::Interceptor {
- public:
-  explicit BearerInterceptor(const std::string* header) : header_(header) {}
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
-      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
-    }
-    methods->Proceed();
-  }
-
- private:
-  const std::string* const header_;
-};
-
-class BearerInterceptorFactory final
-    : public grpc::experimental::ClientInterceptorFactoryInterface {
- public:
-  explicit BearerInterceptorFactory(const std::string& token) : header_("Bearer " + token) {}
-  grpc::experimental::Interceptor* CreateClientInterceptor(
-      grpc::experimental::ClientRpcInfo* /*info*/) override {
-    return new BearerInterceptor(&header_);
-  }
-
- private:
-  const std::string header_;
-};
-
-TEST_F(AuthServerTest, ATypedStubOnAChannelWithATokenInterceptorIsAuthenticated) {
-  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> creators;
-  creators.push_back(std::make_unique<BearerInterceptorFactory>(kAliceToken));
-  auto channel = grpc::experimental::CreateCustomChannelWithInterceptors(
-      absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials(),
-      grpc::ChannelArguments(), std::move(creators));
-  auto stub = v1::InfoService::NewStub(channel);
+// The C++ client's Options::token: its channel adds the header to every call, so typed stubs
+// on client->channel() (what the area clients use) are authenticated too.
+TEST_F(AuthServerTest, TheClientsTokenChannelAuthenticatesTypedStubs) {
+  client::Client::Options options;
+  options.token = kAliceToken;
+  ASSERT_OK_AND_ASSIGN(auto c, client::Client::Connect(absl::StrCat("127.0.0.1:", port_), options));
+  ASSERT_OK_AND_ASSIGN(v1::GetServerInfoResponse info, c->GetServerInfo());
+  EXPECT_FALSE(info.version().empty());
+  auto stub = v1::InfoService::NewStub(c->channel());
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   v1::GetServerInfoResponse response;
   const grpc::Status s = stub->GetServerInfo(&ctx, v1::GetServerInfoRequest(), &response);
   EXPECT_TRUE(s.ok()) << s.error_message();
-  EXPECT_FALSE(response.version().empty());
   // The same stub on a plain channel is refused.
   auto plain = v1::InfoService::NewStub(channel_);
   grpc::ClientContext ctx2;
