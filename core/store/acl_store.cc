@@ -8,23 +8,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/store/sqlite_util.h"
 
 namespace gradzoo::core {
 namespace {
 
+using sqlite_util::Stmt;
+
 absl::Status SqlError(sqlite3* db, const char* what) {
-  return absl::InternalError(absl::StrCat("acl store: ", what, ": ", sqlite3_errmsg(db)));
-}
-
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
-std::string Text(sqlite3_stmt* s, int col) {
-  const unsigned char* t = sqlite3_column_text(s, col);
-  return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s, col))
-           : std::string();
+  return sqlite_util::Error(db, "acl store", what);
 }
 
 void Normalise(Acl* acl) {
@@ -84,10 +76,10 @@ absl::Status AclStore::LoadLocked() {
   int rc;
   while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
     Acl acl;
-    acl.owner = Text(st.s, 2);
-    acl.readers = absl::StrSplit(Text(st.s, 3), ',', absl::SkipEmpty());
+    acl.owner = sqlite_util::ColumnText(st.s, 2);
+    acl.readers = absl::StrSplit(sqlite_util::ColumnText(st.s, 3), ',', absl::SkipEmpty());
     Normalise(&acl);
-    rows_[{Text(st.s, 0), Text(st.s, 1)}] = std::move(acl);
+    rows_[{sqlite_util::ColumnText(st.s, 0), sqlite_util::ColumnText(st.s, 1)}] = std::move(acl);
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "read");
   return absl::OkStatus();

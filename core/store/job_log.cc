@@ -3,20 +3,17 @@
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/store/sqlite_util.h"
 
 namespace gradzoo::core {
 
 namespace {
 
-absl::Status SqlError(sqlite3* db, const char* what) {
-  return absl::InternalError(absl::StrCat("job log: ", what, ": ", sqlite3_errmsg(db)));
-}
+using sqlite_util::Stmt;
 
-// Finalizes a statement when it goes out of scope.
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
+absl::Status SqlError(sqlite3* db, const char* what) {
+  return sqlite_util::Error(db, "job log", what);
+}
 
 }  // namespace
 
@@ -103,11 +100,7 @@ absl::StatusOr<std::vector<JobRecord>> JobLog::LoadAll() {
   }
   std::vector<JobRecord> out;
   int rc;
-  auto text = [&](int col) {
-    const unsigned char* t = sqlite3_column_text(st.s, col);
-    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(st.s, col))
-             : std::string();
-  };
+  auto text = [&](int col) { return sqlite_util::ColumnText(st.s, col); };
   while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
     JobRecord r;
     r.id = text(0);
