@@ -43,7 +43,7 @@ SERVER_PID=$!
 for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
 CLI="$CLI_BIN --server 127.0.0.1:$(cat "$WORK/port")"
 for _ in $(seq 1 100); do $CLI health >/dev/null 2>&1 && break; sleep 0.1; done
-$CLI --help | grep -q "orthogonality (MODEL | --zoo ZOO)"; check "--help lists orthogonality" $?
+$CLI --help >"$WORK/help.txt"; grep -q "orthogonality (MODEL | --zoo ZOO)" "$WORK/help.txt"; check "--help lists orthogonality" $?
 
 start=$(date +%s)
 $CLI train sweep --lambdas 0,0.1,0.2,0.3,0.4,0.5 --seeds 1,2,3,4,5 --hidden 32,32 --steps 1000 \
