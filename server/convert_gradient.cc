@@ -192,11 +192,15 @@ absl::StatusOr<core::GraphQuery> GraphQueryFromProto(const v1::BuildComputationa
     case v1::GRAPH_BASIS_PRINCIPAL_COMPONENTS:
       q.options.basis = core::GraphBasis::kPrincipalComponents;
       break;
+    case v1::GRAPH_BASIS_GRADIENT_CLUSTERS:
+      q.options.basis = core::GraphBasis::kGradientClusters;
+      break;
     default:
       return absl::InvalidArgumentError(absl::StrCat("basis ", r.basis(), " is not a GraphBasis"));
   }
   if (q.options.basis == core::GraphBasis::kUnits && r.num_components() != 0) {
-    return absl::InvalidArgumentError("num_components needs basis GRAPH_BASIS_PRINCIPAL_COMPONENTS");
+    return absl::InvalidArgumentError(
+        "num_components needs basis GRAPH_BASIS_PRINCIPAL_COMPONENTS or GRAPH_BASIS_GRADIENT_CLUSTERS");
   }
   q.options.num_components = r.num_components();
   q.options.min_abs_weight = r.min_abs_weight();

@@ -77,7 +77,9 @@ absl::Status Graph(Context& c) {
       c.args.Get("points"));
   if (!points.ok()) throw UsageError{std::string(points.status().message())};
   *req.mutable_points() = *std::move(points);
+  if (c.args.Has("pca") && c.args.Has("clusters")) throw UsageError{"graph: --pca or --clusters, not both"};
   if (c.args.Has("pca")) req.set_basis(v1::GRAPH_BASIS_PRINCIPAL_COMPONENTS);
+  if (c.args.Has("clusters")) req.set_basis(v1::GRAPH_BASIS_GRADIENT_CLUSTERS);
   if (c.args.Has("components")) req.set_num_components(ParseOne<int>("components", c.args.Get("components")));
   if (c.args.Has("min-weight")) req.set_min_abs_weight(ParseOne<double>("min-weight", c.args.Get("min-weight")));
   if (c.args.Has("max-edges")) req.set_max_edges(ParseOne<int>("max-edges", c.args.Get("max-edges")));
@@ -181,10 +183,13 @@ absl::Status Rarity(Context& c) {
 }
 
 const bool kRegistered =
+    RegisterSwitch("clusters") &&
     RegisterCommand({"graph", 58,
                      "  graph MODEL [options]        computational graph over a dataset (edges: mean |normalised gradient|)\n"
                      "      --grid I:MIN:MAX:STEPS,... | --points X,..;X,..   the dataset (default a 21x21x5x5 grid)\n"
                      "      --pca [--components K]   principal components as the hidden-layer nodes\n"
+                     "      --clusters [--components K]   unique-gradient clusters (the K most frequent, default\n"
+                     "                               16, + other) as nodes; weights = fraction of examples\n"
                      "      --min-weight X, --max-edges N   keep edges with weight >= X, at most N (default 20000)\n"
                      "      --query X,..;X,..        active sub-graph and path rarity of these inputs\n"
                      "      --dot FILE, --graph-json FILE   write the graph as DOT / node-link JSON\n"

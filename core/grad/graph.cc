@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <tuple>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -27,8 +28,16 @@ constexpr int64_t kMaxEdgesLimit = 1'000'000;
 constexpr double kMaxRarityWork = 2e9;  // reference x query pattern comparisons
 
 // Components per activation layer: units, or for hidden layers min(num_components, width).
+constexpr int kDefaultClusters = 16;
+
 std::vector<int> NodeCounts(const MlpSpec& spec, const GraphOptions& o) {
   std::vector<int> k = spec.Widths();
+  if (o.basis == GraphBasis::kGradientClusters) {  // at most this many: x, clusters + other, y
+    const int c = (o.num_components > 0 ? o.num_components : kDefaultClusters) + 1;
+    for (size_t j = 1; j + 1 < k.size(); ++j) k[j] = c;
+    k.front() = k.back() = 1;
+    return k;
+  }
   if (o.basis == GraphBasis::kPrincipalComponents && o.num_components > 0) {
     for (size_t j = 1; j + 1 < k.size(); ++j) k[j] = std::min(k[j], o.num_components);
   }
@@ -36,10 +45,16 @@ std::vector<int> NodeCounts(const MlpSpec& spec, const GraphOptions& o) {
 }
 
 absl::Status ValidateOptions(const MlpSpec& spec, const GraphOptions& o, int64_t n, int64_t nq) {
-  if (o.basis != GraphBasis::kUnits && o.basis != GraphBasis::kPrincipalComponents) {
-    return absl::InvalidArgumentError("basis must be units or principal components");
+  if (o.basis != GraphBasis::kUnits && o.basis != GraphBasis::kPrincipalComponents &&
+      o.basis != GraphBasis::kGradientClusters) {
+    return absl::InvalidArgumentError("basis must be units, principal components or gradient clusters");
   }
-  if (o.num_components < 0 || o.num_components > MlpSpec::kMaxWidth) {
+  if (o.basis == GraphBasis::kGradientClusters) {
+    if (o.num_components < 0 || o.num_components > kMaxGraphClusters) {
+      return absl::InvalidArgumentError(absl::StrCat("num_components (clusters per layer) must be in [0, ",
+                                                     kMaxGraphClusters, "], got ", o.num_components));
+    }
+  } else if (o.num_components < 0 || o.num_components > MlpSpec::kMaxWidth) {
     return absl::InvalidArgumentError(absl::StrCat("num_components must be in [0, ",
                                                    MlpSpec::kMaxWidth, "], got ",
                                                    o.num_components));
@@ -180,6 +195,114 @@ std::string NodeLabel(int layer, int index, int last_layer, bool components) {
   return absl::StrCat(components ? "pc" : "h", layer, ".", index);
 }
 
+// The gradient-cluster graph (header comment): nodes and edges count examples through each
+// layer's most frequent activity patterns. `ref_bits` / `query_bits`: ActivationPatterns of the
+// points and the queries.
+ComputationalGraph ClusterGraph(const MlpSpec& spec, const std::vector<uint64_t>& ref_bits,
+                                int64_t n, const std::vector<uint64_t>& query_bits, int64_t nq,
+                                const GraphOptions& options) {
+  const std::vector<int> offsets = PatternWordOffsets(spec.hidden);
+  const int words = offsets.back();
+  const int hidden = static_cast<int>(spec.hidden.size());
+  const int keep = options.num_components > 0 ? options.num_components : kDefaultClusters;
+  ComputationalGraph g;
+  std::vector<int> first(hidden + 3, 0);  // first node index of layer j (0 .. H+1)
+  // cluster[j][i]: node rank of example i in hidden layer j (1-based j), `keep` = other.
+  std::vector<std::vector<int>> cluster(hidden + 1), qcluster(hidden + 1);
+  std::vector<int> nodes_in(hidden + 2, 1);
+  g.nodes.push_back({"L0:0", 0, 0, "x", 1.0});
+  first[1] = 1;
+  for (int j = 1; j <= hidden; ++j) {
+    const int lw = offsets[j] - offsets[j - 1];
+    BitKeySet keys(lw);
+    std::vector<int64_t> id(n), count;
+    for (int64_t i = 0; i < n; ++i) {
+      id[i] = keys.Insert(ref_bits.data() + i * words + offsets[j - 1]);
+      if (id[i] == static_cast<int64_t>(count.size())) count.push_back(0);
+      ++count[id[i]];
+    }
+    // Rank clusters by size, ties by pattern (words compared from the last, i.e. high units).
+    std::vector<int64_t> order(count.size());
+    for (size_t c = 0; c < order.size(); ++c) order[c] = static_cast<int64_t>(c);
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      if (count[a] != count[b]) return count[a] > count[b];
+      return std::lexicographical_compare(keys.key(a), keys.key(a) + lw, keys.key(b), keys.key(b) + lw);
+    });
+    const int kept = static_cast<int>(std::min<int64_t>(keep, static_cast<int64_t>(order.size())));
+    std::vector<int> rank(count.size(), kept);  // kept = "other"
+    for (int r = 0; r < kept; ++r) rank[order[r]] = r;
+    const bool other = static_cast<int64_t>(order.size()) > kept;
+    std::vector<int64_t> size(kept + 1, 0);
+    cluster[j].resize(n);
+    for (int64_t i = 0; i < n; ++i) ++size[cluster[j][i] = rank[id[i]]];
+    nodes_in[j] = kept + (other ? 1 : 0);
+    for (int r = 0; r < nodes_in[j]; ++r) {
+      g.nodes.push_back({absl::StrCat("L", j, ":", r), j, r,
+                         r < kept ? absl::StrCat("g", j, ".", r) : absl::StrCat("g", j, ".other"),
+                         static_cast<double>(size[r]) / static_cast<double>(n)});
+    }
+    first[j + 1] = first[j] + nodes_in[j];
+    qcluster[j].resize(nq);
+    for (int64_t q = 0; q < nq; ++q) {
+      const int64_t f = keys.Find(query_bits.data() + q * words + offsets[j - 1]);
+      qcluster[j][q] = f >= 0 ? rank[f] : kept;
+      if (qcluster[j][q] == kept && !other) qcluster[j][q] = -1;  // a pattern not in the data
+    }
+  }
+  g.nodes.push_back({absl::StrCat("L", hidden + 1, ":0"), hidden + 1, 0, "y", 1.0});
+  // Edges: joint counts of adjacent layers (layer 0 and H+1 have one node, cluster 0).
+  auto cluster_of = [&](int j, int64_t i) { return j == 0 || j == hidden + 1 ? 0 : cluster[j][i]; };
+  struct Candidate {
+    int from, to;
+    double weight;
+  };
+  std::vector<Candidate> cand;
+  for (int j = 0; j <= hidden; ++j) {
+    std::map<std::pair<int, int>, int64_t> joint;
+    for (int64_t i = 0; i < n; ++i) ++joint[{cluster_of(j, i), cluster_of(j + 1, i)}];
+    for (const auto& [cd, c] : joint) {
+      const double w = static_cast<double>(c) / static_cast<double>(n);
+      if (w < options.min_abs_weight) continue;
+      cand.push_back({first[j] + cd.first, first[j + 1] + cd.second, w});
+    }
+  }
+  const int64_t max_edges = options.max_edges > 0 ? options.max_edges : kDefaultMaxEdges;
+  if (static_cast<int64_t>(cand.size()) > max_edges) {
+    std::nth_element(cand.begin(), cand.begin() + max_edges, cand.end(),
+                     [](const Candidate& a, const Candidate& b) {
+                       if (a.weight != b.weight) return a.weight > b.weight;
+                       return std::tie(a.from, a.to) < std::tie(b.from, b.to);
+                     });
+    g.dropped_edges = static_cast<int64_t>(cand.size()) - max_edges;
+    cand.resize(max_edges);
+  }
+  std::sort(cand.begin(), cand.end(), [](const Candidate& a, const Candidate& b) {
+    return std::tie(a.from, a.to) < std::tie(b.from, b.to);
+  });
+  std::map<std::pair<int, int>, int> edge_index;
+  for (const Candidate& c : cand) {
+    edge_index[{c.from, c.to}] = static_cast<int>(g.edges.size());
+    g.edges.push_back({c.from, c.to, c.weight, c.weight});
+  }
+  // A query's path: x, its cluster per layer (none where its pattern is unseen and no "other"
+  // node exists), y; the kept edges between consecutive path nodes.
+  for (int64_t q = 0; q < nq; ++q) {
+    ActiveSubgraph sub;
+    std::vector<int> path = {0};
+    for (int j = 1; j <= hidden; ++j) path.push_back(qcluster[j][q] < 0 ? -1 : first[j] + qcluster[j][q]);
+    path.push_back(first[hidden + 1]);
+    for (int v : path) {
+      if (v >= 0) sub.nodes.push_back(v);
+    }
+    for (size_t t = 0; t + 1 < path.size(); ++t) {
+      auto e = edge_index.find({path[t], path[t + 1]});
+      if (path[t] >= 0 && path[t + 1] >= 0 && e != edge_index.end()) sub.edges.push_back(e->second);
+    }
+    g.subgraphs.push_back(std::move(sub));
+  }
+  return g;
+}
+
 }  // namespace
 
 absl::StatusOr<RarityResult> ScoreRarity(const MlpSpec& spec,
@@ -219,6 +342,17 @@ absl::StatusOr<ComputationalGraph> BuildGraph(const MlpSpec& spec,
   if (points.size() != static_cast<size_t>(n) * spec.input_dim ||
       queries.size() != static_cast<size_t>(nq) * spec.input_dim) {
     return absl::InvalidArgumentError("points do not have shape [n, input_dim]");
+  }
+  if (options.basis == GraphBasis::kGradientClusters) {
+    ASSIGN_OR_RETURN(std::vector<uint64_t> ref_bits,
+                     ActivationPatterns(spec, layers, points, n, device, cancel));
+    ASSIGN_OR_RETURN(std::vector<uint64_t> query_bits,
+                     ActivationPatterns(spec, layers, queries, nq, device, cancel));
+    ComputationalGraph g = ClusterGraph(spec, ref_bits, n, query_bits, nq, options);
+    const RarityModel model(spec, ref_bits, n);
+    g.reference = model.Reference();
+    for (int64_t q = 0; q < nq; ++q) g.subgraphs[q].rarity = model.Score(query_bits.data() + q * model.words());
+    return g;
   }
   const bool pcs = options.basis == GraphBasis::kPrincipalComponents;
   const std::vector<int> widths = spec.Widths();

@@ -3,7 +3,8 @@
 //
 // Nodes are (layer, component) for activation layers 0 (input) .. H+1 (output); components are
 // units, or (basis = principal components) the top principal components of each hidden layer's
-// activations over the dataset (inputs and outputs stay units). With B_l the basis of layer l
+// activations over the dataset (inputs and outputs stay units), or (basis = gradient clusters,
+// below) the unique-gradient clusters of each hidden layer. With B_l the basis of layer l
 // (identity, or the [width, k] matrix of component vectors) and J_n = d a_{l+1} / d a_l
 // (layer_jacobians.h), the edge block at example n is E_n = B_{l+1}^T J_n B_l, i.e. the
 // gradient of each downstream node w.r.t. each upstream node. Each row (one downstream node) is
@@ -13,6 +14,18 @@
 // For ReLU units this is the closed form p_v |W[v,u]| / ||W[v,:]|| (p_v = how often v is active),
 // which the tests check. Edges with weight < min_abs_weight are dropped, and only the
 // max_edges strongest are kept (dropped_edges counts the rest).
+//
+// Gradient clusters (seed 001's "unique gradients", layer by layer): the examples of hidden
+// layer l fall into clusters by their layer-l activity pattern (bit_keys.h). For ReLU, equal
+// patterns are exactly equal local maps D_l W_l (so equal gradients d a_l / d a_{l-1} and, with
+// the later layers' patterns, equal input gradients); for GELU/tanh the pattern of activity bits
+// groups them. Each hidden layer keeps its `num_components` most frequent clusters (0 = 16;
+// ties by pattern) as nodes "g{l}.{rank}" and merges the rest into one node "g{l}.other"; the
+// input and the output are one node each ("x", "y"). Nodes and edges count examples flowing
+// through them:
+//   activity(c) = |c| / N,  weight(c -> d) = signed_weight(c -> d) = |c AND d| / N
+// (x -> c and c -> y likewise), so the weights between two adjacent layers sum to 1. An input's
+// active sub-graph is its path: x, its cluster in each layer (its pattern's, or "other"), y.
 //
 // Node activity: for hidden units the fraction of examples whose activity bit (bit_keys.h) is
 // set; for components the explained-variance ratio; 1 for inputs and outputs.
@@ -45,11 +58,13 @@
 
 namespace gradzoo::core {
 
-enum class GraphBasis { kUnits = 1, kPrincipalComponents = 2 };
+enum class GraphBasis { kUnits = 1, kPrincipalComponents = 2, kGradientClusters = 3 };
 
 struct GraphOptions {
   GraphBasis basis = GraphBasis::kUnits;
-  int num_components = 0;  // per hidden layer with principal components; 0 = all (the width)
+  // Per hidden layer: principal components (0 = all, the width) or gradient clusters kept as
+  // nodes (0 = 16, at most kMaxGraphClusters).
+  int num_components = 0;
   double min_abs_weight = 0.0;
   int64_t max_edges = 0;  // 0 = 20000; at most 1000000
 };
@@ -58,7 +73,7 @@ struct GraphNode {
   std::string id;  // "L{layer}:{index}"
   int layer = 0;
   int index = 0;
-  std::string label;  // x1.., h{layer}.{unit}, pc{layer}.{component}, y1..
+  std::string label;  // x1.., h{layer}.{unit}, pc{layer}.{component}, g{layer}.{rank}, y1..
   double activity = 1.0;
 };
 
@@ -101,6 +116,7 @@ struct ComputationalGraph {
 
 // Limits checked before any work.
 inline constexpr int64_t kMaxGraphQueries = 10000;
+inline constexpr int kMaxGraphClusters = 1000;
 inline constexpr int64_t kMaxGraphEdgeSlots = 4'000'000;
 
 // Builds the graph over `points` ([n, in], n >= 1; >= 2 with components) and the active

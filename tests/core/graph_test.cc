@@ -209,6 +209,115 @@ TEST(GraphTest, ActiveSubgraphsFollowPatterns) {
   }
 }
 
+// Gradient clusters against a slow loop: each example's per-layer ReLU pattern from a plain
+// float forward pass, clusters ranked by size (ties by pattern), the top K kept plus "other";
+// activities and edge weights are the counted fractions; a query follows its own patterns.
+TEST(GraphTest, GradientClusterGraphMatchesSlowLoop) {
+  MlpSpec spec{2, {5, 4}, 1, Activation::kRelu};
+  const auto net = RandomNet(spec, 11);
+  const int64_t n = 400;
+  const auto pts = UniformPoints(n, 2, 12);
+  const int keep = 3;
+  // Slow reference: patterns as strings of 0/1 per hidden layer.
+  std::vector<std::vector<std::string>> pattern(2, std::vector<std::string>(n));
+  auto patterns_of = [&](const float* x, std::string* p1, std::string* p2) {
+    std::vector<float> h(x, x + 2);
+    for (int l = 0; l < 2; ++l) {
+      const LayerWeights& lw = net[l];
+      std::vector<float> z(lw.out);
+      std::string bits;
+      for (int o = 0; o < lw.out; ++o) {
+        float acc = lw.bias[o];
+        for (int i = 0; i < lw.in; ++i) acc += lw.weight[o * lw.in + i] * h[i];
+        z[o] = acc;
+        bits.push_back(acc > 0 ? '1' : '0');
+      }
+      for (float& v : z) v = std::max(v, 0.0f);
+      h = z;
+      *(l == 0 ? p1 : p2) = bits;
+    }
+  };
+  for (int64_t i = 0; i < n; ++i) patterns_of(&pts[i * 2], &pattern[0][i], &pattern[1][i]);
+  std::vector<std::map<std::string, int>> rank(2);
+  std::vector<std::vector<int>> cl(2, std::vector<int>(n));
+  std::vector<int> nodes(2);
+  for (int l = 0; l < 2; ++l) {
+    std::map<std::string, int64_t> count;
+    for (int64_t i = 0; i < n; ++i) ++count[pattern[l][i]];
+    std::vector<std::pair<int64_t, std::string>> order;
+    for (auto& [p, c] : count) order.push_back({c, p});
+    // Size descending; equal sizes are tied deterministically by the pattern (any fixed order
+    // is fine here: the test only uses sizes, so it checks the multiset of cluster sizes).
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    const int kept = std::min<int>(keep, static_cast<int>(order.size()));
+    nodes[l] = kept + (static_cast<int>(order.size()) > kept ? 1 : 0);
+    for (int r = 0; r < kept; ++r) rank[l][order[r].second] = r;
+    for (int64_t i = 0; i < n; ++i) {
+      auto it = rank[l].find(pattern[l][i]);
+      cl[l][i] = it == rank[l].end() ? kept : it->second;
+    }
+  }
+  GraphOptions o;
+  o.basis = GraphBasis::kGradientClusters;
+  o.num_components = keep;
+  const std::vector<float> query = {pts[0], pts[1]};
+  ASSERT_OK_AND_ASSIGN(ComputationalGraph g, BuildGraph(spec, net, pts, n, query, 1, "cpu", o, {}));
+  ASSERT_EQ(static_cast<int>(g.nodes.size()), 1 + nodes[0] + nodes[1] + 1);
+  EXPECT_EQ(g.nodes.front().label, "x");
+  EXPECT_EQ(g.nodes.back().label, "y");
+  // Node activities per layer, as sorted multisets (ties may rank either way).
+  for (int l = 0; l < 2; ++l) {
+    std::vector<double> want(nodes[l], 0.0), got;
+    for (int64_t i = 0; i < n; ++i) want[cl[l][i]] += 1.0 / n;
+    for (const GraphNode& node : g.nodes) {
+      if (node.layer == l + 1) got.push_back(node.activity);
+    }
+    std::sort(want.begin(), want.end());
+    std::sort(got.begin(), got.end());
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t r = 0; r < got.size(); ++r) EXPECT_NEAR(got[r], want[r], 1e-12);
+  }
+  // Edge weights between adjacent layers sum to 1; x -> layer 1 equals the activities.
+  std::map<int, double> sum_by_layer;
+  for (const GraphEdge& e : g.edges) {
+    EXPECT_DOUBLE_EQ(e.weight, e.signed_weight);
+    sum_by_layer[g.nodes[e.from].layer] += e.weight;
+    if (g.nodes[e.from].layer == 0) EXPECT_DOUBLE_EQ(e.weight, g.nodes[e.to].activity);
+  }
+  ASSERT_EQ(sum_by_layer.size(), 3u);
+  for (auto [l, w] : sum_by_layer) EXPECT_NEAR(w, 1.0, 1e-12) << "layer " << l;
+  // Hidden-to-hidden weights: the joint fractions of (layer-1 cluster, layer-2 cluster), as a
+  // multiset (rank-invariant).
+  std::map<std::pair<int, int>, int64_t> joint;
+  for (int64_t i = 0; i < n; ++i) ++joint[{cl[0][i], cl[1][i]}];
+  std::vector<double> want_joint, got_joint;
+  for (auto& [k, c] : joint) want_joint.push_back(static_cast<double>(c) / n);
+  for (const GraphEdge& e : g.edges) {
+    if (g.nodes[e.from].layer == 1) got_joint.push_back(e.weight);
+  }
+  std::sort(want_joint.begin(), want_joint.end());
+  std::sort(got_joint.begin(), got_joint.end());
+  ASSERT_EQ(got_joint.size(), want_joint.size());
+  for (size_t r = 0; r < got_joint.size(); ++r) EXPECT_NEAR(got_joint[r], want_joint[r], 1e-12);
+  // Joint counts: the node of each example (by the service's own ranking) via a query of it.
+  // The query (example 0) has a 4-node path and 3 edges, each at least 1/n.
+  ASSERT_EQ(g.subgraphs.size(), 1u);
+  EXPECT_EQ(g.subgraphs[0].nodes.size(), 4u);
+  ASSERT_EQ(g.subgraphs[0].edges.size(), 3u);
+  for (int e : g.subgraphs[0].edges) EXPECT_GE(g.edges[e].weight, 1.0 / n - 1e-15);
+  // The query's layer-1 node holds exactly the examples sharing its layer-1 pattern (or the
+  // whole "other" remainder).
+  const GraphNode& q1 = g.nodes[g.subgraphs[0].nodes[1]];
+  int64_t same = 0;
+  for (int64_t i = 0; i < n; ++i) same += cl[0][i] == cl[0][0];
+  EXPECT_NEAR(q1.activity, static_cast<double>(same) / n, 1e-12);
+
+  // Limits.
+  o.num_components = kMaxGraphClusters + 1;
+  EXPECT_THAT(BuildGraph(spec, net, pts, n, {}, 0, "cpu", o, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_components")));
+}
+
 TEST(GraphTest, PathRarityByHand) {
   // h = relu(x): bits are the signs of x1, x2. Reference: 6 x (+,+), 3 x (+,-), 1 x (-,-), so
   // p_1 = 10/12, p_2 = 7/12 and surprisal(b) = sum_u -log2 P(b_u).

@@ -102,6 +102,25 @@ else
   [[ -s "$WORK/g.dot" ]] && grep -q "dot -Tsvg" "$WORK/graph.err"; check "no graphviz: wrote the .dot and said so" $?
 fi
 grep -q "query 2" "$WORK/graph.out"; check "graph: per-query sub-graphs" $?
+$CLI --json graph ga/m0000 --clusters --components 5 --query "0.2,0.3,0.5,0.5" >"$WORK/gc.json"
+check "graph --clusters" $?
+/usr/bin/python3 - "$WORK/gc.json" <<'PY'
+import json, sys
+from collections import defaultdict
+g = json.load(open(sys.argv[1]))
+layer = {n["id"]: n.get("layer", 0) for n in g["nodes"]}
+per_layer = defaultdict(int)
+for n in g["nodes"]:
+    per_layer[n.get("layer", 0)] += 1
+assert per_layer[0] == 1 and per_layer[3] == 1 and 1 <= per_layer[1] <= 6 and 1 <= per_layer[2] <= 6, per_layer
+sums = defaultdict(float)
+for e in g["edges"]:
+    sums[layer[e["from"]]] += e["weight"]
+assert all(abs(v - 1) < 1e-9 for v in sums.values()) and len(sums) == 3, sums
+sub = g["subgraphs"][0]
+assert len(sub["node_ids"]) == 4 and len(sub["edge_indices"]) == 3, sub
+PY
+check "cluster graph: x, <= 5+other per layer, y; weights sum to 1 per layer; query path" $?
 $CLI --json rarity ga/m0000 --query "0.2,0.3,0.5,0.5;9,-9,9,-9" | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
