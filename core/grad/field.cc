@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/grad/bit_keys.h"
 #include "core/grad/grad_internal.h"
@@ -61,6 +62,11 @@ absl::Status ReluFieldByPattern(const MlpSpec& spec, const std::vector<LayerWeig
   std::vector<uint64_t> bits(static_cast<size_t>(chunk) * words);
   std::vector<int64_t> ids(chunk);
   std::vector<int64_t> fresh;  // chunk rows whose pattern is new
+  // Second-layer maps per first-layer pattern, kept for the whole field (grad_internal.h).
+  std::unique_ptr<grad_internal::SecondLayerMaps> maps;
+  if (hidden >= 2 && in <= grad_internal::kSmallInputs) {
+    maps = std::make_unique<grad_internal::SecondLayerMaps>(mlp);
+  }
   for (int64_t start = 0; start < n; start += chunk) {
     if (cancel && cancel()) return absl::CancelledError("gradient field cancelled");
     const int64_t m = std::min(chunk, n - start);
@@ -70,7 +76,8 @@ absl::Status ReluFieldByPattern(const MlpSpec& spec, const std::vector<LayerWeig
       if (l == 0 && in <= grad_internal::kSmallInputs) {
         z = grad_internal::SmallInputLayer(h, wt[0], b[0]);
       } else if (l == 1 && in <= grad_internal::kSmallInputs) {  // layer 0's bits are packed
-        z = grad_internal::CollapsedSecondLayer(mlp, all.narrow(0, start, m), bits.data(), words);
+        z = grad_internal::CollapsedSecondLayer(mlp, all.narrow(0, start, m), bits.data(), words,
+                                                maps.get());
       }
       if (!z.defined()) z = at::addmm(b[l], h, wt[l]);  // [m, w_l], contiguous
       const float* zp = z.data_ptr<float>();

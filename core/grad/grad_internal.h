@@ -33,7 +33,11 @@ int64_t ChunkFor(int64_t floats_per_point);
 // device) into `out` ([m, words] in the bit_keys.h layout). A lean forward pass: hidden layers
 // only, each layer's bits packed while its pre-activations are hot in cache, activations in
 // place.
-void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out);
+// `maps` (optional; a ReLU net with >= 2 hidden layers and <= kSmallInputs inputs) keeps the
+// second layer's affine maps (CollapsedSecondLayer) across the chunks of one call.
+class SecondLayerMaps;
+void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out,
+                   SecondLayerMaps* maps = nullptr);
 
 // z = x W^T + b for a layer with few inputs (x [m, in] contiguous float on the CPU, wt = W^T
 // [in, w] contiguous, b [w]): a direct loop, several times cheaper than a BLAS call whose inner
@@ -41,15 +45,38 @@ void ChunkPatterns(const StackedMlp& mlp, const at::Tensor& x, uint64_t* out);
 constexpr int kSmallInputs = 8;
 at::Tensor SmallInputLayer(const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b);
 
+// Affine maps of the second hidden layer (CollapsedSecondLayer below) kept across the chunks of
+// one call: first-layer patterns repeat over a whole point set even where one chunk sees too
+// many to pay for its own maps (1M random points of [0,1]^4 through a 4-64-64 net: ~4000
+// first-layer patterns, > 1024 in each 8192-point chunk).
+class SecondLayerMaps {
+ public:
+  // For the first model of `mlp` (ReLU, >= 2 hidden layers, on the CPU). At most `max_maps`
+  // persistent maps (< 0: as many as fit in 64 MiB).
+  explicit SecondLayerMaps(const StackedMlp& mlp, int64_t max_maps = -1);
+  ~SecondLayerMaps();
+  // Persistent maps held.
+  int64_t size() const;
+
+ private:
+  friend at::Tensor CollapsedSecondLayer(const StackedMlp&, const at::Tensor&, const uint64_t*,
+                                         int, SecondLayerMaps*);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // The second hidden layer's pre-activations of a ReLU net as affine maps of the inputs, one per
 // distinct first-layer pattern: z_2 = A_r x + c_r with A_r = W_2 D_r W_1, c_r = W_2 D_r b_1 +
-// b_2 (D_r = diag of the pattern's bits, formed in float64), so each point costs in * w_2
-// multiply-adds instead of w_1 * w_2. For the first model of `mlp`; x [m, in] contiguous float
-// on the CPU; `bits` the chunk's patterns ([m, words], first layer's bits filled). Returns
-// [m, w_2], or an undefined tensor when the chunk has more than m / 8 distinct first-layer
-// patterns (the GEMM is cheaper then).
+// b_2 (D_r = diag of the pattern's bits; each entry a float64 sum over the active units in
+// increasing order, then rounded to float32), so each point costs in * w_2 multiply-adds
+// instead of w_1 * w_2. For the first model of `mlp`; x [m, in] contiguous float on the CPU;
+// `bits` the chunk's patterns ([m, words], first layer's bits filled). Without `maps` the maps
+// are the chunk's own; with `maps`, a pattern already there reuses its map, new patterns are
+// added while under the cap, and those beyond it get chunk-local maps. Returns [m, w_2], or an
+// undefined tensor when the chunk needs more than m / 8 chunk-local maps (the GEMM is cheaper
+// then). The maps do not depend on where they are kept, so neither does the result.
 at::Tensor CollapsedSecondLayer(const StackedMlp& mlp, const at::Tensor& x, const uint64_t* bits,
-                                int words);
+                                int words, SecondLayerMaps* maps = nullptr);
 
 // Reverse sweep for the first model of `mlp`: for every hidden layer l, d y / d h_l (post) and
 // d y / d z_l (pre), each [m, out, w_l] on the capture's device:

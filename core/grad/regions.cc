@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "core/grad/bit_keys.h"
@@ -88,10 +89,15 @@ absl::StatusOr<RegionCounts> CountRelu(const MlpSpec& spec, const std::vector<La
   std::vector<int64_t> counts;
   std::vector<uint64_t> bits(static_cast<size_t>(chunk) * std::max(words, 1));
   const int64_t n = all.size(0);
+  // Second-layer maps per first-layer pattern, kept for the whole call (grad_internal.h).
+  std::unique_ptr<grad_internal::SecondLayerMaps> maps;
+  if (dev.is_cpu() && spec.hidden.size() >= 2 && spec.input_dim <= grad_internal::kSmallInputs) {
+    maps = std::make_unique<grad_internal::SecondLayerMaps>(mlp);
+  }
   for (int64_t start = 0; start < n; start += chunk) {
     if (cancel && cancel()) return absl::CancelledError("region count cancelled");
     const int64_t m = std::min(chunk, n - start);
-    grad_internal::ChunkPatterns(mlp, all.narrow(0, start, m).to(dev), bits.data());
+    grad_internal::ChunkPatterns(mlp, all.narrow(0, start, m).to(dev), bits.data(), maps.get());
     for (int64_t p = 0; p < m; ++p) {
       const int64_t id = patterns.Insert(bits.data() + p * words);
       if (id == static_cast<int64_t>(counts.size())) counts.push_back(0);
@@ -291,10 +297,16 @@ absl::StatusOr<std::vector<uint64_t>> ActivationPatterns(const MlpSpec& spec,
     const StackedMlp mlp = Stack(spec, {&layers}, dev);
     at::Tensor all = ViewFloats(points, {n, spec.input_dim});
     const int64_t chunk = std::min<int64_t>(8192, grad_internal::ChunkFor(2 * SumHidden(spec)));
+    std::unique_ptr<grad_internal::SecondLayerMaps> maps;
+    if (dev.is_cpu() && spec.activation == Activation::kRelu && spec.hidden.size() >= 2 &&
+        spec.input_dim <= grad_internal::kSmallInputs) {
+      maps = std::make_unique<grad_internal::SecondLayerMaps>(mlp);
+    }
     for (int64_t start = 0; start < n; start += chunk) {
       if (cancel && cancel()) return absl::CancelledError("activation patterns cancelled");
       const int64_t m = std::min(chunk, n - start);
-      grad_internal::ChunkPatterns(mlp, all.narrow(0, start, m).to(dev), out.data() + start * words);
+      grad_internal::ChunkPatterns(mlp, all.narrow(0, start, m).to(dev), out.data() + start * words,
+                                   maps.get());
     }
     return out;
   });

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/grad/bit_keys.h"
+#include "core/grad/grad_internal.h"
 #include "core/nn/mlp.h"
 #include "tests/testing/status_matchers.h"
 
@@ -401,6 +402,66 @@ TEST(RegionsTest, PatternDeduplicatedInputJacobianMatchesAutograd) {
     EXPECT_LT(diff.max().item<double>(), 1e-5 * j.abs().max().item<double>())
         << diff.max().item<double>() << " at " << diff.argmax().item<int64_t>() << " of chunk " << start;
   }
+}
+
+TEST(RegionsTest, SecondLayerMapsAcrossChunksMatchTheLayer) {
+  // grad_internal::CollapsedSecondLayer with maps kept across chunks (unbounded, and capped at 5
+  // so later patterns get chunk-local maps) must give the same floats as chunk-local maps
+  // alone (the same float64 sums), and z_2 = W_2 relu(W_1 x + b_1) + b_2 (LibTorch, float64)
+  // within float32 rounding.
+  MlpSpec spec{3, {6, 10}, 2, Activation::kRelu};  // <= 42 first-layer regions in 3-D
+  StackedMlp mlp = InitStacked(spec, {7}, at::kCPU);
+  const int64_t n = 3000, chunk = 1000;
+  const std::vector<float> raw = UniformPoints(n, 3, 41);
+  const at::Tensor x = torch::from_blob(const_cast<float*>(raw.data()), {n, 3}).clone();
+  at::Tensor z1 = at::addmm(mlp.bias[0][0][0], x, mlp.weight[0][0].t()).contiguous();
+  std::vector<uint64_t> bits(n);  // one word: layer 0's 6 bits
+  for (int64_t p = 0; p < n; ++p) PackPositive(z1.data_ptr<float>() + p * 6, 6, &bits[p]);
+  const at::Tensor xd = x.to(at::kDouble);
+  const at::Tensor ref = at::addmm(mlp.bias[1][0][0].to(at::kDouble),
+                                   at::addmm(mlp.bias[0][0][0].to(at::kDouble), xd,
+                                             mlp.weight[0][0].t().to(at::kDouble))
+                                       .clamp_min(0),
+                                   mlp.weight[1][0].t().to(at::kDouble));
+  grad_internal::SecondLayerMaps all(mlp), capped(mlp, 5);
+  for (int64_t start = 0; start < n; start += chunk) {
+    const at::Tensor xc = x.narrow(0, start, chunk).contiguous();
+    const uint64_t* b = bits.data() + start;
+    at::Tensor local = grad_internal::CollapsedSecondLayer(mlp, xc, b, 1);
+    at::Tensor kept = grad_internal::CollapsedSecondLayer(mlp, xc, b, 1, &all);
+    at::Tensor few = grad_internal::CollapsedSecondLayer(mlp, xc, b, 1, &capped);
+    ASSERT_TRUE(local.defined() && kept.defined() && few.defined());  // few patterns (6 units)
+    EXPECT_TRUE(at::equal(local, kept)) << start;
+    EXPECT_TRUE(at::equal(local, few)) << start;
+    const double err = (kept.to(at::kDouble) - ref.narrow(0, start, chunk)).abs().max().item<double>();
+    EXPECT_LT(err, 1e-5) << start;
+  }
+  EXPECT_GT(all.size(), 5);
+  EXPECT_EQ(capped.size(), 5);
+  // A chunk with more than m / 8 new patterns beyond the cap falls back to the GEMM (undefined).
+  grad_internal::SecondLayerMaps none(mlp, 0);
+  std::vector<uint64_t> distinct(16);
+  for (int p = 0; p < 16; ++p) distinct[p] = p;
+  EXPECT_FALSE(grad_internal::CollapsedSecondLayer(mlp, x.narrow(0, 0, 16).contiguous(),
+                                                   distinct.data(), 1, &none)
+                   .defined());
+}
+
+TEST(RegionsTest, ManyChunksMatchSlowReference) {
+  // 30000 random points of [-2, 2]^4 (several chunks, so the second-layer maps persist across
+  // chunks) against the float64 reference loop.
+  const MlpSpec spec{4, {10, 8}, 2, Activation::kRelu};
+  const auto net = RandomNet(spec, 77);
+  int64_t n = 30000;
+  const auto pts = AwayFromKinks(spec, net, UniformPoints(n, 4, 78, -2, 2), &n);
+  ASSERT_GT(n, 25000);
+  const Reference ref = SlowReference(spec, net, pts, n);
+  ASSERT_EQ(ref.skipped, 0);
+  RegionOptions opt;
+  opt.max_region_sizes = 100000;
+  ASSERT_OK_AND_ASSIGN(RegionCounts r, CountRegions(spec, net, pts, n, "cpu", opt, {}));
+  EXPECT_EQ(r.regions, ref.regions);
+  EXPECT_EQ(r.region_sizes, ref.sizes);
 }
 
 TEST(RegionsTest, PackPositiveMatchesScalarBits) {
