@@ -195,6 +195,25 @@ std::string NodeLabel(int layer, int index, int last_layer, bool components) {
   return absl::StrCat(components ? "pc" : "h", layer, ".", index);
 }
 
+// Keeps the options.max_edges (0 = the default) strongest candidate edges (ties by (from, to)),
+// sorted by (from, to); returns how many were dropped. C has from, to and weight.
+template <typename C>
+int64_t KeepStrongest(const GraphOptions& options, std::vector<C>* cand) {
+  const int64_t max_edges = options.max_edges > 0 ? options.max_edges : kDefaultMaxEdges;
+  int64_t dropped = 0;
+  if (static_cast<int64_t>(cand->size()) > max_edges) {
+    std::nth_element(cand->begin(), cand->begin() + max_edges, cand->end(), [](const C& a, const C& b) {
+      if (a.weight != b.weight) return a.weight > b.weight;
+      return std::tie(a.from, a.to) < std::tie(b.from, b.to);
+    });
+    dropped = static_cast<int64_t>(cand->size()) - max_edges;
+    cand->resize(max_edges);
+  }
+  std::sort(cand->begin(), cand->end(),
+            [](const C& a, const C& b) { return std::tie(a.from, a.to) < std::tie(b.from, b.to); });
+  return dropped;
+}
+
 // The gradient-cluster graph (header comment): nodes and edges count examples through each
 // layer's most frequent activity patterns. `ref_bits` / `query_bits`: ActivationPatterns of the
 // points and the queries.
@@ -266,19 +285,7 @@ ComputationalGraph ClusterGraph(const MlpSpec& spec, const std::vector<uint64_t>
       cand.push_back({first[j] + cd.first, first[j + 1] + cd.second, w});
     }
   }
-  const int64_t max_edges = options.max_edges > 0 ? options.max_edges : kDefaultMaxEdges;
-  if (static_cast<int64_t>(cand.size()) > max_edges) {
-    std::nth_element(cand.begin(), cand.begin() + max_edges, cand.end(),
-                     [](const Candidate& a, const Candidate& b) {
-                       if (a.weight != b.weight) return a.weight > b.weight;
-                       return std::tie(a.from, a.to) < std::tie(b.from, b.to);
-                     });
-    g.dropped_edges = static_cast<int64_t>(cand.size()) - max_edges;
-    cand.resize(max_edges);
-  }
-  std::sort(cand.begin(), cand.end(), [](const Candidate& a, const Candidate& b) {
-    return std::tie(a.from, a.to) < std::tie(b.from, b.to);
-  });
+  g.dropped_edges = KeepStrongest(options, &cand);
   std::map<std::pair<int, int>, int> edge_index;
   for (const Candidate& c : cand) {
     edge_index[{c.from, c.to}] = static_cast<int>(g.edges.size());
@@ -458,19 +465,7 @@ absl::StatusOr<ComputationalGraph> BuildGraph(const MlpSpec& spec,
         }
       }
     }
-    const int64_t max_edges = options.max_edges > 0 ? options.max_edges : kDefaultMaxEdges;
-    if (static_cast<int64_t>(cand.size()) > max_edges) {
-      std::nth_element(cand.begin(), cand.begin() + max_edges, cand.end(),
-                       [](const Candidate& a, const Candidate& b) {
-                         if (a.weight != b.weight) return a.weight > b.weight;
-                         return std::tie(a.from, a.to) < std::tie(b.from, b.to);
-                       });
-      g.dropped_edges = static_cast<int64_t>(cand.size()) - max_edges;
-      cand.resize(max_edges);
-    }
-    std::sort(cand.begin(), cand.end(), [](const Candidate& a, const Candidate& b) {
-      return std::tie(a.from, a.to) < std::tie(b.from, b.to);
-    });
+    g.dropped_edges = KeepStrongest(options, &cand);
     for (const Candidate& c : cand) g.edges.push_back({c.from, c.to, c.weight, c.signed_weight});
 
     // Active sub-graphs of the queries.
