@@ -7,12 +7,11 @@
 # a clean shutdown on SIGTERM.
 #   usage: analysis_e2e_test.sh SERVER_BIN CLI_BIN
 set -uo pipefail
+source "$(dirname "$0")/lib.sh"
 SERVER_BIN=$1
 CLI_BIN=$2
 WORK=$(mktemp -d)
 export OMP_WAIT_POLICY=PASSIVE
-failures=0
-passes=0
 SERVER_PID=""
 cleanup() {
   [[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null
@@ -20,21 +19,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # check NAME CONDITION_EXIT_CODE
-  if [[ $2 -eq 0 ]]; then passes=$((passes + 1)); echo "ok   $1"; else failures=$((failures + 1)); echo "FAIL $1"; fi
-}
-# expect_error NAME CODE ARGS...: the CLI exits 1 and stderr names the gRPC code.
-expect_error() {
-  local name=$1 code=$2; shift 2
-  $CLI "$@" >"$WORK/out" 2>"$WORK/err"
-  local rc=$?
-  if [[ $rc -eq 1 ]] && grep -q "error: $code" "$WORK/err"; then
-    check "$name -> $code" 0
-  else
-    echo "   rc=$rc stderr: $(cat "$WORK/err")"
-    check "$name -> $code" 1
-  fi
-}
 py() { /usr/bin/python3 - "$@"; }
 
 "$SERVER_BIN" --listen 127.0.0.1:0 --port-file "$WORK/port" --data-dir "$WORK/data" \

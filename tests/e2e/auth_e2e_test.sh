@@ -5,13 +5,12 @@
 # TLS through the CLI (--tls-ca), and a scrape of /metrics.
 #   usage: auth_e2e_test.sh SERVER_BIN CLI_BIN
 set -uo pipefail
+source "$(dirname "$0")/lib.sh"
 SERVER_BIN=$1
 CLI_BIN=$2
 WORK=$(mktemp -d)
 export OMP_WAIT_POLICY=PASSIVE
 unset GRADZOO_TOKEN GRADZOO_SERVER
-failures=0
-passes=0
 SERVER_PID=""
 cleanup() {
   [[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null
@@ -19,21 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # check NAME CONDITION_EXIT_CODE
-  if [[ $2 -eq 0 ]]; then passes=$((passes + 1)); echo "ok   $1"; else failures=$((failures + 1)); echo "FAIL $1"; fi
-}
-expect_error() {  # expect_error NAME CODE ARGS...: CLI exits 1 naming the gRPC code
-  local name=$1 code=$2; shift 2
-  "$@" >"$WORK/out" 2>"$WORK/err"
-  local rc=$?
-  if [[ $rc -eq 1 ]] && grep -q "error: $code" "$WORK/err"; then
-    check "$name -> $code" 0
-  else
-    echo "   rc=$rc stderr: $(cat "$WORK/err")"
-    check "$name -> $code" 1
-  fi
-}
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # start_server LOG ARGS...: starts it, waits for the port file; returns 1 if it exits instead.
 start_server() {
   local log=$1; shift
@@ -76,9 +60,9 @@ CLI="$CLI_BIN --server 127.0.0.1:$PORT"
 echo "server on port $PORT, metrics on $METRICS_PORT"
 
 $CLI health >/dev/null; check "health needs no token" $?
-expect_error "info without a token" UNAUTHENTICATED $CLI info
-expect_error "zoos without a token" UNAUTHENTICATED $CLI zoos
-expect_error "zoos with a wrong token" UNAUTHENTICATED $CLI --token "$(openssl rand -hex 32)" zoos
+expect_error_cmd "info without a token" UNAUTHENTICATED $CLI info
+expect_error_cmd "zoos without a token" UNAUTHENTICATED $CLI zoos
+expect_error_cmd "zoos with a wrong token" UNAUTHENTICATED $CLI --token "$(openssl rand -hex 32)" zoos
 $CLI --token-file "$WORK/alice.token" info >/dev/null; check "info with --token-file" $?
 GRADZOO_TOKEN=$BOB $CLI zoos >/dev/null; check "zoos with \$GRADZOO_TOKEN" $?
 $CLI --token "$ROOT" zoos >/dev/null; check "zoos with --token" $?
@@ -89,8 +73,8 @@ check "alice trains a zoo" $?
 $CLI --token-file "$WORK/alice.token" --json zoo get alices | /usr/bin/python3 -c \
   'import json,sys; d=json.load(sys.stdin); assert d["owner"]=="alice", d'
 check "alice's zoo is owned by alice" $?
-expect_error "bob reads alice's zoo" NOT_FOUND $CLI --token-file "$WORK/bob.token" zoo get alices
-expect_error "bob deletes alice's zoo" NOT_FOUND $CLI --token-file "$WORK/bob.token" zoo delete alices
+expect_error_cmd "bob reads alice's zoo" NOT_FOUND $CLI --token-file "$WORK/bob.token" zoo get alices
+expect_error_cmd "bob deletes alice's zoo" NOT_FOUND $CLI --token-file "$WORK/bob.token" zoo delete alices
 GRADZOO_TOKEN=$BOB $CLI --json zoos | /usr/bin/python3 -c \
   'import json,sys; d=json.load(sys.stdin); assert all(z["name"]!="zoos/alices" for z in d.get("zoos",[])), d'
 check "bob's zoo list hides alice's zoo" $?
@@ -105,12 +89,12 @@ check "bob sees none of alice's jobs" $?
 $CLI --token-file "$WORK/alice.token" zoo share alices --readers bob >/dev/null
 check "alice shares her zoo with bob" $?
 $CLI --token-file "$WORK/bob.token" --json models alices >/dev/null; check "bob reads the shared zoo" $?
-expect_error "bob re-shares alice's zoo" PERMISSION_DENIED $CLI --token-file "$WORK/bob.token" zoo share alices --readers bob
-expect_error "bob deletes the shared zoo" PERMISSION_DENIED $CLI --token-file "$WORK/bob.token" zoo delete alices
+expect_error_cmd "bob re-shares alice's zoo" PERMISSION_DENIED $CLI --token-file "$WORK/bob.token" zoo share alices --readers bob
+expect_error_cmd "bob deletes the shared zoo" PERMISSION_DENIED $CLI --token-file "$WORK/bob.token" zoo delete alices
 $CLI --token-file "$WORK/alice.token" zoo get alices | grep -q "owner        alice, readers \[bob\]"
 check "zoo get shows owner and readers" $?
 $CLI --token-file "$WORK/alice.token" zoo share alices --readers "" >/dev/null; check "alice unshares" $?
-expect_error "bob reads the unshared zoo" NOT_FOUND $CLI --token-file "$WORK/bob.token" zoo get alices
+expect_error_cmd "bob reads the unshared zoo" NOT_FOUND $CLI --token-file "$WORK/bob.token" zoo get alices
 
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$WORK/metrics.txt"
 check "scrape /metrics" $?
@@ -132,9 +116,9 @@ PORT=$(cat "$WORK/port")
 $CLI_BIN --server "127.0.0.1:$PORT" --tls-ca "$WORK/tls.pem" --tls-server-name localhost \
   --token-file "$WORK/alice.token" --json zoo get alices >/dev/null
 check "CLI over TLS with a token (ownership kept across restart)" $?
-expect_error "plaintext CLI to a TLS server" UNAVAILABLE $CLI_BIN --timeout 3 --server "127.0.0.1:$PORT" \
+expect_error_cmd "plaintext CLI to a TLS server" UNAVAILABLE $CLI_BIN --timeout 3 --server "127.0.0.1:$PORT" \
   --token-file "$WORK/alice.token" zoos
-expect_error "TLS without a token" UNAUTHENTICATED $CLI_BIN --server "127.0.0.1:$PORT" \
+expect_error_cmd "TLS without a token" UNAUTHENTICATED $CLI_BIN --server "127.0.0.1:$PORT" \
   --tls-ca "$WORK/tls.pem" --tls-server-name localhost zoos
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; SERVER_PID=""
 

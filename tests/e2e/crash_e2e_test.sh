@@ -7,16 +7,14 @@
 #  - a corrupted blob makes that zoo DATA_LOSS while every other zoo still serves.
 #   usage: crash_e2e_test.sh SERVER_BIN CLI_BIN
 set -uo pipefail
+source "$(dirname "$0")/lib.sh"
 SERVER_BIN=$1
 CLI_BIN=$2
 WORK=$(mktemp -d)
 DATA="$WORK/data"
 export OMP_WAIT_POLICY=PASSIVE
-passes=0
-failures=0
 SERVER_PID=""
 trap '[[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
-check() { if [[ $2 -eq 0 ]]; then passes=$((passes + 1)); echo "ok   $1"; else failures=$((failures + 1)); echo "FAIL $1"; fi; }
 
 start() {
   rm -f "$WORK/port"

@@ -8,13 +8,12 @@
 # Needs nginx (Debian package nginx, installed by scripts/setup.sh; as root this script
 # installs it when missing).
 set -uo pipefail
+source "$(dirname "$0")/lib.sh"
 SERVER_BIN=$1
 CLI_BIN=$2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
 export OMP_WAIT_POLICY=PASSIVE
-failures=0
-passes=0
 PIDS=()
 NGINX_PID=""
 cleanup() {
@@ -25,9 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # check NAME CONDITION_EXIT_CODE
-  if [[ $2 -eq 0 ]]; then passes=$((passes + 1)); echo "ok   $1"; else failures=$((failures + 1)); echo "FAIL $1"; fi
-}
 die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -40,9 +36,6 @@ if [[ ! -x $NGINX ]]; then
   [[ -x $NGINX ]] || die "nginx is not installed (scripts/setup.sh installs the Debian package nginx)"
 fi
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # Two replicas on free loopback ports, each with its own store.
 for r in a b; do
