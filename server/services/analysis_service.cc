@@ -11,22 +11,6 @@
 namespace gradzoo::server {
 namespace {
 
-// Runs `compute(cancel)` for a unary call on the query pool and finishes the call with its
-// status; RESOURCE_EXHAUSTED at once when the queue is full.
-template <typename Fn>
-ServerUnaryReactor* RunOnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
-  ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const CallBudget budget(deps, ctx);
-  const bool scheduled = deps.queries->TrySchedule([reactor, budget, compute = std::move(compute)] {
-    reactor->Finish(ToGrpcStatus(budget.Explain(compute(budget.AsCancelFn()))));
-  });
-  if (!scheduled) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "the query queue is full; retry in a few seconds"));
-  }
-  return reactor;
-}
-
 class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
  public:
   explicit AnalysisServiceImpl(const ServiceDeps& deps) : deps_(deps) {}
@@ -42,7 +26,7 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
       return Reply(ctx, s);
     }
     const core::Engine* engine = deps_.engine;
-    return RunOnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
       ASSIGN_OR_RETURN(core::OrthogonalityScore s, core::ScoreModelOrthogonality(*engine, q, cancel));
       OrthogonalityScoreToProto(s, q.options.method, resp);
       return absl::OkStatus();
@@ -60,7 +44,7 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
       return Reply(ctx, s);
     }
     const core::Engine* engine = deps_.engine;
-    return RunOnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
       ASSIGN_OR_RETURN(core::ZooOrthogonalityResult r, core::ScoreZooOrthogonality(*engine, q, cancel));
       ZooOrthogonalityToProto(r, q.zoo_id, q.options.method, resp);
       return CheckResponseSize(*resp, "score fewer layers per call");
@@ -76,7 +60,7 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateLayerPca(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);
     const core::Engine* engine = deps_.engine;
-    return RunOnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
       ASSIGN_OR_RETURN(core::LayerPcaResult r, core::ComputeLayerPca(*engine, q, cancel));
       LayerPcaToProto(r, q.components, resp);
       return CheckResponseSize(*resp, "ask for fewer components");
@@ -91,7 +75,7 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidatePlsr(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);
     const core::Engine* engine = deps_.engine;
-    return RunOnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
       ASSIGN_OR_RETURN(core::LayerPlsrResult r, core::ComputeLayerPlsr(*engine, q, cancel));
       PlsrToProto(r, resp);
       return CheckResponseSize(*resp, "fit fewer components or target components");
@@ -106,7 +90,7 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateCka(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);
     const core::Engine* engine = deps_.engine;
-    return RunOnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp](const core::CancelFn& cancel) -> absl::Status {
       ASSIGN_OR_RETURN(core::CkaResult r, core::ComputeLayerCka(*engine, q, cancel));
       CkaToProto(r, resp);
       return absl::OkStatus();
@@ -122,7 +106,7 @@ class AnalysisServiceImpl final : public v1::AnalysisService::CallbackService {
     if (!q.ok()) return Reply(ctx, q.status());
     if (absl::Status s = core::ValidateScaffold(*deps_.engine, *q); !s.ok()) return Reply(ctx, s);
     const core::Engine* engine = deps_.engine;
-    return RunOnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp, k = req->gradient_components()](
+    return OnQueryPool(deps_, ctx, [engine, q = *std::move(q), resp, k = req->gradient_components()](
                                           const core::CancelFn& cancel) -> absl::Status {
       ASSIGN_OR_RETURN(core::ScaffoldResult r, core::ComputeScaffold(*engine, q, cancel));
       ScaffoldToProto(r, k, resp);

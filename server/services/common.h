@@ -118,6 +118,21 @@ class FinishedReader final : public grpc::ServerReadReactor<T> {
   void OnDone() override { delete this; }
 };
 
+// Runs `compute(cancel)` for a unary call on the query pool and finishes the call with its
+// status; RESOURCE_EXHAUSTED at once when the queue is full.
+template <typename Fn>
+inline ServerUnaryReactor* OnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const CallBudget budget(deps, ctx);
+  const bool scheduled = deps.queries->TrySchedule([reactor, budget, compute = std::move(compute)] {
+    reactor->Finish(ToGrpcStatus(budget.Explain(compute(budget.AsCancelFn()))));
+  });
+  if (!scheduled) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "the query queue is full; retry in a few seconds"));
+  }
+  return reactor;
+}
 
 // One factory per service (server/services/<name>_service.cc).
 std::unique_ptr<grpc::Service> MakeZooService(const ServiceDeps& deps);

@@ -11,22 +11,6 @@
 namespace gradzoo::server {
 namespace {
 
-// Runs `compute(cancel)` for a unary call on the query pool and finishes the call with its
-// status; RESOURCE_EXHAUSTED at once when the queue is full.
-template <typename Fn>
-ServerUnaryReactor* OnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
-  ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const CallBudget budget(deps, ctx);
-  const bool scheduled = deps.queries->TrySchedule([reactor, budget, compute = std::move(compute)] {
-    reactor->Finish(ToGrpcStatus(budget.Explain(compute(budget.AsCancelFn()))));
-  });
-  if (!scheduled) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "the query queue is full; retry in a few seconds"));
-  }
-  return reactor;
-}
-
 // Embedders live in the process-wide core::EmbedderRegistry of the engine's data directory
 // (shared with the training-job service, which publishes into it).
 class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService {

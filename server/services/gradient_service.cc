@@ -121,22 +121,6 @@ class FieldWriter final : public grpc::ServerWriteReactor<v1::ComputeGradientFie
   v1::ComputeGradientFieldResponse msg_;
 };
 
-// Runs `compute(cancel)` for a unary call on the query pool and finishes the call with its
-// status; RESOURCE_EXHAUSTED at once when the queue is full.
-template <typename Fn>
-ServerUnaryReactor* OnQueryPool(const ServiceDeps& deps, CallbackServerContext* ctx, Fn compute) {
-  ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const CallBudget budget(deps, ctx);
-  const bool scheduled = deps.queries->TrySchedule([reactor, budget, compute = std::move(compute)] {
-    reactor->Finish(ToGrpcStatus(budget.Explain(compute(budget.AsCancelFn()))));
-  });
-  if (!scheduled) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "the query queue is full; retry in a few seconds"));
-  }
-  return reactor;
-}
-
 // Computes adjacent-layer Jacobians on the query pool, then streams them chunk by chunk; the
 // last message carries the summary.
 class JacobianWriter final : public grpc::ServerWriteReactor<v1::ComputeLayerJacobiansResponse> {
