@@ -41,6 +41,19 @@ absl::StatusOr<EmbedderTrainingWork> EmbedderTrainingFromProto(const v1::Embedde
   core::EmbedderOptions& o = w.options;
   if (t.points_per_sample() != 0) o.points_per_sample = t.points_per_sample();
   if (t.mask_rate() != 0) o.mask_rate = t.mask_rate();
+  switch (t.mask_shape()) {
+    case v1::MASK_SHAPE_UNSPECIFIED:
+    case v1::MASK_SHAPE_SPANS:
+      o.mask_shape = core::MaskShape::kSpans;
+      break;
+    case v1::MASK_SHAPE_GROUPS:
+      o.mask_shape = core::MaskShape::kGroups;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "job.embedder_training.mask_shape: unknown value ", static_cast<int>(t.mask_shape()),
+          "; use MASK_SHAPE_GROUPS or MASK_SHAPE_SPANS"));
+  }
   if (t.embedding_size() != 0) o.embedding_size = t.embedding_size();
   if (t.steps() != 0) o.steps = t.steps();
   if (t.batch_models() != 0) o.batch_models = t.batch_models();
@@ -76,6 +89,9 @@ void EmbedderToProto(const core::EmbedderInfo& i, v1::Embedder* out) {
   out->set_gradient_scale(i.gradient_scale);
   out->set_from_layer(i.options.from_layer);
   out->set_to_layer(i.options.to_layer);
+  out->set_mask_shape(i.options.mask_shape == core::MaskShape::kGroups ? v1::MASK_SHAPE_GROUPS
+                                                                       : v1::MASK_SHAPE_SPANS);
+  out->set_hidden(i.options.hidden);
 }
 
 absl::StatusOr<core::EmbedQuery> EmbedQueryFromProto(const v1::EmbedModelsRequest& r) {

@@ -29,10 +29,11 @@ std::vector<std::string> ZooList(const std::string& text) {
 
 void PrintEmbedder(const v1::Embedder& e) {
   std::cout << absl::StrFormat(
-      "%s  zoos %s  size %d  points %d  mask %.2f  steps %d  seed %d\n"
+      "%s  zoos %s  size %d  points %d  mask %s %.2f  steps %d  seed %d\n"
       "  validation cloze MSE %.4g | mean-gradient baseline %.4g | interpolation baseline %.4g\n",
       e.name(), absl::StrJoin(e.zoos(), ","), e.embedding_size(), e.points_per_sample(),
-      e.mask_rate(), e.steps(), e.seed(), e.validation_cloze_loss(),
+      e.mask_shape() == v1::MASK_SHAPE_GROUPS ? "groups" : "spans", e.mask_rate(), e.steps(),
+      e.seed(), e.validation_cloze_loss(),
       e.mean_gradient_baseline_loss(), e.interpolation_baseline_loss());
   if (e.from_layer() != 0 || e.to_layer() != 0) {
     std::cout << absl::StrFormat("  sub-network: layer %d activations -> layer %s (%d -> %d)\n",
@@ -79,6 +80,16 @@ absl::Status Embedder(Context& c) {
   for (const std::string& z : ZooList(c.args.Get("zoo"))) t.add_zoos(z);
   if (c.args.Has("points")) t.set_points_per_sample(ParseOne<int>("points", c.args.Get("points")));
   if (c.args.Has("mask-rate")) t.set_mask_rate(ParseOne<double>("mask-rate", c.args.Get("mask-rate")));
+  if (c.args.Has("mask-shape")) {
+    const std::string shape = c.args.Get("mask-shape");
+    if (shape == "spans") {
+      t.set_mask_shape(v1::MASK_SHAPE_SPANS);
+    } else if (shape == "groups") {
+      t.set_mask_shape(v1::MASK_SHAPE_GROUPS);
+    } else {
+      throw UsageError{absl::StrCat("--mask-shape must be spans or groups, got \"", shape, "\"")};
+    }
+  }
   if (c.args.Has("size")) t.set_embedding_size(ParseOne<int>("size", c.args.Get("size")));
   if (c.args.Has("steps")) t.set_steps(ParseOne<int>("steps", c.args.Get("steps")));
   if (c.args.Has("seed")) t.set_seed(ParseOne<int64_t>("seed", c.args.Get("seed")));
@@ -215,6 +226,8 @@ const bool kRegistered =
     RegisterCommand({"embedder", 80,
                      "  embedder train ID --zoo Z[,Z] [options] [--wait]   train a network embedder (job)\n"
                      "      --points N  --mask-rate R  --size E  --steps S  --seed N\n"
+                     "      --mask-shape spans|groups   mask runs of neighbouring linear pieces\n"
+                     "                                  (default) or independent ones\n"
                      "      --batch-models B  --hidden H  --lr X\n"
                      "      --from-layer L --to-layer M   a sub-network: layer L activations to\n"
                      "                                    layer M pre-activations (0 = output)\n"

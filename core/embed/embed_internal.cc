@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -29,26 +30,33 @@ struct VecHash {
 
 }  // namespace
 
-EncoderNet EncoderNet::Init(int in, int out, int embedding, int hidden, int64_t seed) {
+EncoderNet EncoderNet::Init(int in, int out, int embedding, int hidden, int64_t seed,
+                            bool gradient_path) {
   EncoderNet net;
   net.in = in;
   net.out = out;
   net.embedding = embedding;
   net.hidden = hidden;
+  net.gradient_path = gradient_path;
   const int d = net.FeatureDim(), h = hidden, e = embedding, g = net.GradDim();
-  const std::vector<std::pair<int, int>> shapes = {
-      {h, d}, {h, h}, {h, h},      // phi
-      {h, h}, {e, h},              // rho
-      {h, in + e}, {h, h}, {g, h}  // psi
+  const int r = net.GradRank(), pooled = gradient_path ? 2 * h : h;
+  // {out, in, has bias}
+  std::vector<std::tuple<int, int, bool>> shapes = {
+      {h, d, true},      {h, h, true}, {h, h, true},  // phi
+      {h, pooled, true}, {e, h, true},                // rho
+      {h, in + e, true}, {h, h, true}, {g, h, true}   // psi
   };
+  if (gradient_path) {
+    shapes.insert(shapes.end(), {{r, g, false}, {h, in, true}, {h * r, h, true}});  // V, U1, U2
+  }
   Rng rng = Rng::ForStream(static_cast<uint64_t>(seed), 11);
-  for (const auto& [o, i] : shapes) {
+  for (const auto& [o, i, bias] : shapes) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(i));
     std::vector<float> w(static_cast<size_t>(o) * i), b(o);
     for (float& v : w) v = static_cast<float>(rng.Uniform(-bound, bound));
     for (float& v : b) v = static_cast<float>(rng.Uniform(-bound, bound));
     net.params.push_back(at::tensor(w).reshape({o, i}));
-    net.params.push_back(at::tensor(b));
+    if (bias) net.params.push_back(at::tensor(b));
   }
   return net;
 }
@@ -59,26 +67,40 @@ int64_t EncoderNet::ParamCount() const {
   return n;
 }
 
-at::Tensor EncoderNet::Encode(const at::Tensor& feat) const {
-  const auto& p = params;
+namespace {
+
+// Per-point features [B, N, hidden] (gradient path: [B, N, 2 hidden]) of feat [B, N, F].
+at::Tensor PointFeatures(const EncoderNet& net, const at::Tensor& feat) {
+  const auto& p = net.params;
   at::Tensor h = at::relu(Linear(feat, p[0], p[1]));
   h = at::relu(Linear(h, p[2], p[3]));
   h = at::relu(Linear(h, p[4], p[5]));
-  at::Tensor pooled = h.mean(1);
-  at::Tensor r = at::relu(Linear(pooled, p[6], p[7]));
-  return Linear(r, p[8], p[9]);
+  if (!net.gradient_path) return h;
+  const int64_t b = feat.size(0), n = feat.size(1), r = net.GradRank();
+  at::Tensor x = feat.narrow(2, 0, net.in);
+  at::Tensor v = at::matmul(feat.narrow(2, net.in, net.GradDim()), p[16].t());  // [B, N, R]
+  at::Tensor u = Linear(at::relu(Linear(x, p[17], p[18])), p[19], p[20]);        // [B, N, H R]
+  at::Tensor q = at::matmul(u.view({b, n, net.hidden, r}), v.unsqueeze(3)).squeeze(3);
+  return at::cat({h, q}, 2);
+}
+
+at::Tensor Embedding(const EncoderNet& net, const at::Tensor& pooled) {
+  const auto& p = net.params;
+  return Linear(at::relu(Linear(pooled, p[6], p[7])), p[8], p[9]);
+}
+
+}  // namespace
+
+at::Tensor EncoderNet::Encode(const at::Tensor& feat) const {
+  return Embedding(*this, PointFeatures(*this, feat).mean(1));
 }
 
 at::Tensor EncoderNet::Encode(const at::Tensor& feat, const at::Tensor& mask) const {
-  const auto& p = params;
-  at::Tensor h = at::relu(Linear(feat, p[0], p[1]));
-  h = at::relu(Linear(h, p[2], p[3]));
-  h = at::relu(Linear(h, p[4], p[5]));
   at::Tensor visible = (1 - mask).unsqueeze(2);
-  at::Tensor pooled = (h * visible).sum(1) / at::clamp_min(visible.sum(1), 1.0);
-  at::Tensor r = at::relu(Linear(pooled, p[6], p[7]));
-  return Linear(r, p[8], p[9]);
+  return Embedding(*this, (PointFeatures(*this, feat) * visible).sum(1) /
+                              at::clamp_min(visible.sum(1), 1.0));
 }
+
 
 at::Tensor EncoderNet::Decode(const at::Tensor& x, const at::Tensor& e) const {
   const auto& p = params;
@@ -240,6 +262,43 @@ std::vector<float> DrawMask(const std::vector<int>& group, int groups, double ra
   if (count == 0) masked[rng.NextU64() % groups] = 1;
   if (count == groups) masked[rng.NextU64() % groups] = 0;
   for (size_t i = 0; i < group.size(); ++i) mask[i] = masked[group[i]] ? 1.0f : 0.0f;
+  return mask;
+}
+
+std::vector<float> DrawSpanMask(const std::vector<int>& group, int groups, const float* x,
+                                int in, double rate, Rng& rng) {
+  const int64_t n = static_cast<int64_t>(group.size());
+  std::vector<float> mask(n, 0.0f);
+  if (groups < 2) return mask;
+  std::vector<double> u(in);
+  double norm = 0.0;
+  for (double& v : u) {
+    v = rng.Normal();
+    norm += v * v;
+  }
+  norm = std::max(std::sqrt(norm), 1e-12);
+  std::vector<double> t(n);
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0.0;
+    for (int k = 0; k < in; ++k) s += u[k] / norm * x[i * in + k];
+    t[i] = s;
+    lo = std::min(lo, s);
+    hi = std::max(hi, s);
+  }
+  const double width = rng.Uniform(0.0, std::min(2.0 * rate, 1.0)) * (hi - lo);
+  const double start = lo + rng.Uniform() * (hi - lo - width);
+  std::vector<char> masked(groups, 0);
+  int count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (t[i] >= start && t[i] <= start + width && !masked[group[i]]) {
+      masked[group[i]] = 1;
+      ++count;
+    }
+  }
+  if (count == 0) masked[group[rng.NextU64() % static_cast<uint64_t>(n)]] = 1;
+  if (count == groups) masked[group[rng.NextU64() % static_cast<uint64_t>(n)]] = 0;
+  for (int64_t i = 0; i < n; ++i) mask[i] = masked[group[i]] ? 1.0f : 0.0f;
   return mask;
 }
 

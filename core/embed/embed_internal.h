@@ -18,18 +18,32 @@
 namespace gradzoo::core::embed_internal {
 
 // Parameters in order: phi (3 layers), rho (2), psi (3); each a weight [out, in] then bias [out].
+// With the gradient path, then: V [R, G] (no bias), U1 [hidden, in] + bias, U2 [hidden * R,
+// hidden] + bias, and rho's first layer reads 2 x hidden.
+//
+// The gradient path gives the encoder, per point, hidden features LINEAR in the gradient:
+//   q(x, g) = U(x) (V g),  U(x) = reshape(U2 relu(U1 x + b1) + b2) [hidden, R], R = min(G, 16),
+// so that their mean over the points is a set of projections of the gradient field onto
+// learned functions of x (sum_n U(x_n) V g_n ~ integral U(x) V g(x) dx): what integrating a
+// gradient field takes, and what a ReLU MLP of (x, g) only approximates. The encoding is then
+// rho(concat(mean_n phi(feat_n), mean_n q(x_n, g_n))).
 struct EncoderNet {
+  static constexpr int kMaxGradientRank = 16;
   int in = 0, out = 0, embedding = 0, hidden = 0;
+  bool gradient_path = false;
   std::vector<at::Tensor> params;
 
   int GradDim() const { return in * out; }
+  int GradRank() const { return GradDim() < kMaxGradientRank ? GradDim() : kMaxGradientRank; }
   int FeatureDim() const { return in + GradDim() + 1; }
   // Weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from Rng::ForStream(seed, 11).
-  static EncoderNet Init(int in, int out, int embedding, int hidden, int64_t seed);
-  // feat [B, N, FeatureDim()] -> e [B, embedding]: rho(mean_n phi(feat_n)).
+  static EncoderNet Init(int in, int out, int embedding, int hidden, int64_t seed,
+                         bool gradient_path = true);
+  // feat [B, N, FeatureDim()] -> e [B, embedding]: rho(mean_n phi(feat_n)) (with the gradient
+  // path: rho(concat(mean_n phi(feat_n), mean_n q(x_n, g_n)))).
   at::Tensor Encode(const at::Tensor& feat) const;
-  // The same with the mean over the visible points only (mask [B, N], 1 = masked):
-  // rho(sum_n (1 - m_n) phi(feat_n) / max(1, sum_n (1 - m_n))).
+  // The same with the means over the visible points only (mask [B, N], 1 = masked):
+  // sum_n (1 - m_n) f_n / max(1, sum_n (1 - m_n)).
   at::Tensor Encode(const at::Tensor& feat, const at::Tensor& mask) const;
   // x [B, N, in] (scaled), e [B, embedding] -> predicted scaled gradients [B, N, GradDim()].
   at::Tensor Decode(const at::Tensor& x, const at::Tensor& e) const;
@@ -81,6 +95,15 @@ std::vector<int> UniqueGradientGroups(const float* g, int64_t n, int dim, int* g
 // Masks each group with probability `rate`; with >= 2 groups at least one is masked and one
 // stays visible. Returns a mask per point (1 = masked). One group: nothing is masked.
 std::vector<float> DrawMask(const std::vector<int>& group, int groups, double rate, Rng& rng);
+
+// Span mask (EmbedderOptions::mask_shape kSpans): a direction u ~ N(0, I) over the scaled
+// inputs x [n, in] (each in [-1, 1]), the points' projections t_i = u.x_i / |u| spanning
+// [lo, hi], a slab [s, s + w (hi - lo)] with w ~ U[0, min(2 rate, 1)) and s uniform where the
+// slab fits; every group with a point in the slab is masked (so a slab in 1-D masks a run of
+// neighbouring linear pieces). With >= 2 groups at least one is masked and one stays visible.
+// One group: nothing is masked.
+std::vector<float> DrawSpanMask(const std::vector<int>& group, int groups, const float* x,
+                                int in, double rate, Rng& rng);
 
 // Sums of squared errors over the masked points of one model (x [n, in], g [n, dim]):
 // predicting the mean visible gradient; and interpolating between the nearest visible points

@@ -33,8 +33,10 @@ struct EmbedderRegistry::Loaded {
 
 namespace {
 
-// Version 1 files (before sub-networks) read as from_layer 0, to_layer 0.
-constexpr char kMagic[] = "GZEMB002";
+// Version 1 files (before sub-networks) read as from_layer 0, to_layer 0; versions 1 and 2
+// (before span masks and the gradient path) as mask_shape kGroups without the gradient path.
+constexpr char kMagic[] = "GZEMB003";
+constexpr char kMagicV2[] = "GZEMB002";
 constexpr char kMagicV1[] = "GZEMB001";
 constexpr int kMaxGradDim = 256;       // inputs x outputs the encoder reads per point
 constexpr int kValidationRounds = 4;   // fixed point samples of the validation cloze loss
@@ -131,6 +133,8 @@ std::string Serialize(const EmbedderInfo& i, const EncoderNet& net) {
   w.Pod<double>(o.learning_rate);
   w.Pod<int32_t>(o.from_layer);
   w.Pod<int32_t>(o.to_layer);
+  w.Pod<int32_t>(static_cast<int32_t>(o.mask_shape));
+  w.Pod<int32_t>(net.gradient_path ? 1 : 0);
   w.Pod<int32_t>(i.input_dim);
   w.Pod<int32_t>(i.output_dim);
   for (const auto& [lo, hi] : i.domain) {
@@ -159,11 +163,13 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
   auto corrupt = [&](const char* what) {
     return absl::DataLossError(absl::StrCat("embedder file ", path, " is corrupt (", what, ")"));
   };
-  if (bytes.size() < 16 ||
-      (bytes.compare(0, 8, kMagic) != 0 && bytes.compare(0, 8, kMagicV1) != 0)) {
+  if (bytes.size() < 16 || (bytes.compare(0, 8, kMagic) != 0 &&
+                            bytes.compare(0, 8, kMagicV2) != 0 &&
+                            bytes.compare(0, 8, kMagicV1) != 0)) {
     return corrupt("bad magic");
   }
   const bool v1 = bytes.compare(0, 8, kMagicV1) == 0;
+  const bool v3 = bytes.compare(0, 8, kMagic) == 0;
   uint64_t sum = 0;
   std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
   const std::string body = bytes.substr(0, bytes.size() - 8);
@@ -181,10 +187,17 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
     i.zoos.push_back(s);
   }
   EmbedderOptions& o = i.options;
+  int32_t mask_shape = static_cast<int32_t>(MaskShape::kGroups), gradient_path = 0;
   ok = ok && r.Pod(&o.points_per_sample) && r.Pod(&o.mask_rate) && r.Pod(&o.embedding_size) &&
        r.Pod(&o.steps) && r.Pod(&o.seed) && r.Pod(&o.batch_models) && r.Pod(&o.hidden) &&
        r.Pod(&o.learning_rate) && (v1 || (r.Pod(&o.from_layer) && r.Pod(&o.to_layer))) &&
-       r.Pod(&i.input_dim) && r.Pod(&i.output_dim);
+       (!v3 || (r.Pod(&mask_shape) && r.Pod(&gradient_path))) && r.Pod(&i.input_dim) &&
+       r.Pod(&i.output_dim);
+  ok = ok &&
+       (mask_shape == static_cast<int32_t>(MaskShape::kGroups) ||
+        mask_shape == static_cast<int32_t>(MaskShape::kSpans)) &&
+       (gradient_path == 0 || gradient_path == 1);
+  o.mask_shape = static_cast<MaskShape>(mask_shape);
   ok = ok && ValidateEmbedderOptions(o).ok() && i.input_dim >= 1 && i.output_dim >= 1 &&
        i.input_dim * i.output_dim <= kMaxGradDim;
   for (int k = 0; ok && k < i.input_dim; ++k) {
@@ -207,7 +220,8 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
        r.Pod(&i.validation_cloze_loss) && r.Pod(&i.mean_gradient_baseline_loss) &&
        r.Pod(&i.interpolation_baseline_loss) && r.Pod(&i.create_time_ms);
   if (!ok) return corrupt("truncated header");
-  e->net = EncoderNet::Init(i.input_dim, i.output_dim, o.embedding_size, o.hidden, o.seed);
+  e->net = EncoderNet::Init(i.input_dim, i.output_dim, o.embedding_size, o.hidden, o.seed,
+                            gradient_path == 1);
   e->untrained = e->net;
   e->net.params.clear();
   for (const at::Tensor& p : e->untrained.params) {
@@ -323,6 +337,14 @@ at::Tensor ToTensor(const std::vector<float>& v, int64_t rows, int64_t cols) {
   return at::tensor(v).reshape({rows, cols});
 }
 
+// One model's cloze mask (1 = masked) over its n points, x [n, in] scaled to [-1, 1].
+std::vector<float> DrawClozeMask(const EmbedderOptions& o, const std::vector<int>& group,
+                                 int groups, const float* x, int in, Rng& rng) {
+  return o.mask_shape == MaskShape::kSpans
+             ? embed_internal::DrawSpanMask(group, groups, x, in, o.mask_rate, rng)
+             : embed_internal::DrawMask(group, groups, o.mask_rate, rng);
+}
+
 struct ClozeLosses {
   double model = 0.0, mean = 0.0, interp = 0.0;
 };
@@ -344,10 +366,12 @@ ClozeLosses Validate(const EncoderNet& net, const ZooModels& zm, const EmbedderI
     std::vector<float> mask(static_cast<size_t>(v) * n);
     const float* gp = g.data_ptr<float>();
     const float* pp = pts.data_ptr<float>();
+    at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain).contiguous();
+    const float* xp = xs.data_ptr<float>();
     for (int64_t k = 0; k < v; ++k) {
       int groups = 0;
       std::vector<int> grp = embed_internal::UniqueGradientGroups(gp + k * n * gd, n, gd, &groups);
-      std::vector<float> m = embed_internal::DrawMask(grp, groups, o.mask_rate, rng);
+      std::vector<float> m = DrawClozeMask(o, grp, groups, xp + k * n * zm.in, zm.in, rng);
       std::copy(m.begin(), m.end(), mask.begin() + k * n);
       if (with_baselines) {
         auto [a, b] = embed_internal::BaselineSse(pp + k * n * zm.in, gp + k * n * gd, m.data(), n,
@@ -357,7 +381,6 @@ ClozeLosses Validate(const EncoderNet& net, const ZooModels& zm, const EmbedderI
       }
     }
     at::Tensor mt = ToTensor(mask, v, n);
-    at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain);
     at::Tensor e = net.Encode(embed_internal::Features(xs, g / scale, mt), mt);
     at::Tensor pred = net.Decode(xs, e) * scale;
     sse += ((pred - g).pow(2).sum(2) * mt).sum().item<double>();
@@ -435,6 +458,11 @@ absl::Status ValidateEmbedderOptions(const EmbedderOptions& o) {
     return bad("points_per_sample", "[4, 4096]", o.points_per_sample);
   }
   if (!(o.mask_rate > 0.0 && o.mask_rate < 1.0)) return bad("mask_rate", "(0, 1)", o.mask_rate);
+  if (o.mask_shape != MaskShape::kGroups && o.mask_shape != MaskShape::kSpans) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mask_shape must be groups (1) or spans (2), got ",
+                     static_cast<int>(o.mask_shape)));
+  }
   if (o.embedding_size < 1 || o.embedding_size > 1024) {
     return bad("embedding_size", "[1, 1024]", o.embedding_size);
   }
@@ -672,15 +700,17 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
       }
       std::vector<float> mask(static_cast<size_t>(batch) * n);
       const float* gp = g.data_ptr<float>();
+      at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain).contiguous();
+      const float* xp = xs.data_ptr<float>();
       for (int b = 0; b < batch; ++b) {
         int groups = 0;
         std::vector<int> grp =
             embed_internal::UniqueGradientGroups(gp + int64_t{b} * n * gd, n, gd, &groups);
-        std::vector<float> m = embed_internal::DrawMask(grp, groups, o.mask_rate, rng);
+        std::vector<float> m =
+            DrawClozeMask(o, grp, groups, xp + int64_t{b} * n * zm.in, zm.in, rng);
         std::copy(m.begin(), m.end(), mask.begin() + int64_t{b} * n);
       }
       at::Tensor mt = ToTensor(mask, batch, n);
-      at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain);
       at::Tensor gs = g / scale;
       at::Tensor emb = net.Encode(embed_internal::Features(xs, gs, mt), mt);
       at::Tensor pred = net.Decode(xs, emb);

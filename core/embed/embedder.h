@@ -4,8 +4,10 @@
 // The encoder reads a set of points {(x_n, g_n * (1 - m_n), m_n)}: input x_n (scaled to [-1,1]
 // per input from the zoo task's domain), the model's input Jacobian g_n = dy/dx at x_n (all
 // outputs x inputs, divided by a fixed gradient scale), and a mask bit m_n. Per point an MLP phi
-// (3 ReLU layers of width `hidden`), a mean over the VISIBLE points (permutation invariant, any
-// number of points), then rho (2 layers) gives the embedding e. A decoder MLP psi(x, e)
+// (3 ReLU layers of width `hidden`) and `hidden` features linear in the gradient, U(x_n) V g_n
+// (the gradient path: projections of the gradient field onto learned functions of x, what
+// integrating it takes; embed_internal.h), a mean over the VISIBLE points (permutation
+// invariant, any number of points), then rho (2 layers) gives the embedding e. A decoder MLP psi(x, e)
 // predicts the gradient at any x. Masked points keep their x (psi is asked there) but their
 // gradient reads 0 and they are left out of the mean, so a lookup (every point visible) feeds
 // the encoder what training fed it: a set of visible points.
@@ -15,12 +17,20 @@
 // in training, validation and lookups alike. Against i.i.d. points it cut the lookup-to-lookup
 // noise of the mean over points enough to matter for close families (core/embed/README.md).
 //
-// Cloze training: each step draws `points_per_sample` shared input points and `batch_models` training-split models, computes their gradients, groups each
-// model's points by UNIQUE gradient (a linear region for ReLU: gradients equal up to a relative
-// 1e-5 of the model's largest gradient entry, the smooth-activation rule of
-// core/grad/regions.h), masks every point of a group with probability `mask_rate` (at least one
-// group masked and one visible when a model has two or more), and minimises the MSE of psi on
-// the masked points' (scaled) gradients with Adam. Loss reported in original gradient units:
+// Cloze training: each step draws `points_per_sample` shared input points and `batch_models`
+// training-split models, computes their gradients, groups each model's points by UNIQUE
+// gradient (a linear region for ReLU: gradients equal up to a relative 1e-5 of the model's
+// largest gradient entry, the smooth-activation rule of core/grad/regions.h), masks whole
+// groups (at least one masked and one visible when a model has two or more), and minimises the
+// MSE of psi on the masked points' (scaled) gradients with Adam. Which groups are masked
+// (mask_shape): kGroups, each with probability `mask_rate`; kSpans (default), every group with
+// a point in a random slab along a random direction of the scaled input space, the slab's
+// width uniform in [0, min(2 mask_rate, 1)) of the points' extent (embed_internal.h's
+// DrawSpanMask). In 1-D a span is a run of neighbouring linear pieces: the masked gradients
+// cannot be read off the pieces next to them, only off the shape of the whole function, which
+// is what the embedding should hold (independent single groups are filled in best from their
+// neighbours, and the embedding then spends itself on each network's own kinks). Loss reported
+// in original gradient units:
 //   cloze MSE = sum_masked |g_hat - g|^2 / (masked points * outputs * inputs).
 // Baselines on the same validation points and masks: the mean of the model's visible
 // gradients; and linear interpolation between the nearest visible points (1-D inputs: the
@@ -43,7 +53,8 @@
 // every model, so a model's embedding does not depend on the others in the call. Embeddings are
 // cached per (embedder, zoo snapshot, model, samples, seed, from_layer, to_layer).
 //
-// Storage: DIR/embedders/<id>.gzemb (magic, fields, parameters, FNV-1a 64 checksum), written
+// Storage: DIR/embedders/<id>.gzemb (magic, fields, parameters, FNV-1a 64 checksum; files of
+// earlier versions load as what they were: group masks, no gradient path), written
 // to a temp file -> fsync -> rename -> fsync dir; loaded at Create. A file that fails its
 // checksum is listed with DATA_LOSS.
 //
@@ -71,9 +82,16 @@
 
 namespace gradzoo::core {
 
+// What one cloze example masks (header comment): whole unique-gradient groups drawn
+// independently (seed 003 as written), or the groups met by one random slab along a random
+// direction, a run of neighbouring linear pieces (the default: measured better embeddings,
+// core/embed/README.md).
+enum class MaskShape { kGroups = 1, kSpans = 2 };
+
 struct EmbedderOptions {
   int points_per_sample = 64;  // [4, 4096]
   double mask_rate = 0.25;     // (0, 1)
+  MaskShape mask_shape = MaskShape::kSpans;
   int embedding_size = 32;     // [1, 1024]
   int steps = 2000;            // [1, 1'000'000]
   int64_t seed = 0;

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -241,6 +242,127 @@ TEST(EmbedPiecesTest, MaskCoversWholeGroups) {
     EXPECT_GE(masked, 1);
     EXPECT_LE(masked, 3);
   }
+}
+
+TEST(EmbedPiecesTest, SpanMaskCoversARunOfNeighbouringPieces) {
+  // 1-D: 60 sorted points in [-1, 1], 12 linear pieces of 5 points each.
+  const int n = 60;
+  std::vector<float> x(n);
+  std::vector<int> group(n);
+  for (int i = 0; i < n; ++i) {
+    x[i] = static_cast<float>(-1.0 + 2.0 * (i + 0.5) / n);
+    group[i] = i / 5;
+  }
+  Rng rng(21);
+  double masked_fraction = 0.0;
+  const int trials = 400;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<float> m = embed_internal::DrawSpanMask(group, 12, x.data(), 1, 0.3, rng);
+    std::vector<int> state(12, -1);
+    for (int i = 0; i < n; ++i) {
+      if (state[group[i]] < 0) state[group[i]] = static_cast<int>(m[i]);
+      ASSERT_EQ(state[group[i]], static_cast<int>(m[i])) << "a group is split";
+    }
+    // The masked pieces are one run of neighbours, and neither none nor all are masked.
+    int first = -1, last = -1, count = 0;
+    for (int c = 0; c < 12; ++c) {
+      if (state[c] == 1) {
+        if (first < 0) first = c;
+        last = c;
+        ++count;
+      }
+    }
+    ASSERT_GE(count, 1);
+    ASSERT_LE(count, 11);
+    EXPECT_EQ(last - first + 1, count) << "trial " << t;
+    masked_fraction += count / 12.0 / trials;
+  }
+  // Slab width ~ U[0, 0.6) of the extent: 0.3 on average, plus the pieces it cuts into.
+  EXPECT_GT(masked_fraction, 0.3);
+  EXPECT_LT(masked_fraction, 0.5);
+  // One group: nothing to mask.
+  std::vector<int> one(n, 0);
+  std::vector<float> m = embed_internal::DrawSpanMask(one, 1, x.data(), 1, 0.3, rng);
+  EXPECT_EQ(std::count(m.begin(), m.end(), 1.0f), 0);
+}
+
+TEST(EmbedPiecesTest, SpanMaskInTwoDimensionsMasksWholeGroups) {
+  Rng rng(5);
+  const int n = 200;
+  std::vector<float> x = embed_internal::SampleStratified({{-1.0, 1.0}, {-1.0, 1.0}}, n, rng);
+  std::vector<int> group(n);
+  for (int i = 0; i < n; ++i) {  // a 4 x 4 grid of cells
+    group[i] = std::min(3, static_cast<int>((x[2 * i] + 1) * 2)) * 4 +
+               std::min(3, static_cast<int>((x[2 * i + 1] + 1) * 2));
+  }
+  int groups = 0;
+  for (int g : group) groups = std::max(groups, g + 1);
+  for (int t = 0; t < 100; ++t) {
+    std::vector<float> m = embed_internal::DrawSpanMask(group, groups, x.data(), 2, 0.25, rng);
+    std::vector<int> state(groups, -1);
+    int masked = 0, visible = 0;
+    for (int i = 0; i < n; ++i) {
+      if (state[group[i]] < 0) {
+        state[group[i]] = static_cast<int>(m[i]);
+        (m[i] == 1.0f ? masked : visible) += 1;
+      }
+      ASSERT_EQ(state[group[i]], static_cast<int>(m[i]));
+    }
+    EXPECT_GE(masked, 1);
+    EXPECT_GE(visible, 1);
+  }
+}
+
+TEST(EmbedPiecesTest, GradientPathMatchesAPerPointLoop) {
+  // 2 inputs x 3 outputs: G = 6 gradient entries, rank R = 6.
+  auto net = embed_internal::EncoderNet::Init(2, 3, 5, 8, 7, /*gradient_path=*/true);
+  ASSERT_EQ(net.params.size(), 21u);
+  const int h = 8, g = 6, r = net.GradRank();
+  ASSERT_EQ(r, 6);
+  at::Tensor f = at::randn({2, 7, net.FeatureDim()});
+  at::Tensor e = net.Encode(f);
+  auto acc = [](const at::Tensor& t) { return t.accessor<float, 2>(); };
+  auto vec = [](const at::Tensor& t) { return t.accessor<float, 1>(); };
+  auto relu = [](double v) { return v > 0 ? v : 0.0; };
+  // Dense layer y = W v + b, one point at a time, in double.
+  auto dense = [&](const at::Tensor& w, const at::Tensor* b, const std::vector<double>& v,
+                   bool act) {
+    auto W = acc(w);
+    std::vector<double> y(w.size(0));
+    for (int64_t o = 0; o < w.size(0); ++o) {
+      double s = b ? double{vec(*b)[o]} : 0.0;
+      for (int64_t i = 0; i < w.size(1); ++i) s += double{W[o][i]} * v[i];
+      y[o] = act ? relu(s) : s;
+    }
+    return y;
+  };
+  const auto& p = net.params;
+  for (int b = 0; b < 2; ++b) {
+    std::vector<double> pooled(2 * h, 0.0);
+    for (int n = 0; n < 7; ++n) {
+      std::vector<double> feat(net.FeatureDim());
+      for (int k = 0; k < net.FeatureDim(); ++k) feat[k] = f[b][n][k].item<float>();
+      std::vector<double> phi = dense(p[0], &p[1], feat, true);
+      phi = dense(p[2], &p[3], phi, true);
+      phi = dense(p[4], &p[5], phi, true);
+      const std::vector<double> x(feat.begin(), feat.begin() + 2);
+      const std::vector<double> grad(feat.begin() + 2, feat.begin() + 2 + g);
+      const std::vector<double> v = dense(p[16], nullptr, grad, false);  // V g
+      const std::vector<double> u = dense(p[19], &p[20], dense(p[17], &p[18], x, true), false);
+      for (int j = 0; j < h; ++j) {
+        double q = 0.0;
+        for (int k = 0; k < r; ++k) q += u[j * r + k] * v[k];  // U(x) [h, r] times V g
+        pooled[j] += phi[j] / 7;
+        pooled[h + j] += q / 7;
+      }
+    }
+    const std::vector<double> want = dense(p[8], &p[9], dense(p[6], &p[7], pooled, true), false);
+    for (int k = 0; k < 5; ++k) EXPECT_NEAR(e[b][k].item<float>(), want[k], 1e-4) << b << " " << k;
+  }
+  // Without the gradient path: the first version's 16 tensors.
+  EXPECT_EQ(embed_internal::EncoderNet::Init(2, 3, 5, 8, 7, false).params.size(), 16u);
+  // Large gradients keep the rank at 16.
+  EXPECT_EQ(embed_internal::EncoderNet::Init(16, 4, 5, 8, 7).GradRank(), 16);
 }
 
 TEST(EmbedPiecesTest, EncoderIsPermutationInvariant) {
@@ -653,6 +775,76 @@ TEST_F(EmbedTinyTest, CancelPublishesNothingAndCorruptFilesAreDataLoss) {
   ASSERT_OK(fresh->Delete("tiny"));
   EXPECT_FALSE(std::filesystem::exists(path));
   ASSERT_OK((*registry_)->Delete("tiny"));
+}
+
+// A version-2 file (before span masks and the gradient path), written field by field as
+// embedder.cc wrote them then; it must load as what it was and answer lookups.
+TEST_F(EmbedTinyTest, VersionTwoFilesLoadWithoutTheGradientPath) {
+  std::string out = "GZEMB002";
+  auto pod = [&out](auto v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  auto str = [&](const std::string& v) {
+    pod(static_cast<uint32_t>(v.size()));
+    out += v;
+  };
+  str("old-e");
+  pod(uint32_t{1});
+  str("poly");
+  pod(int32_t{48});   // points_per_sample
+  pod(0.25);          // mask_rate
+  pod(int32_t{16});   // embedding_size
+  pod(int32_t{20});   // steps
+  pod(int64_t{1});    // seed
+  pod(int32_t{32});   // batch_models
+  pod(int32_t{48});   // hidden
+  pod(3e-3);          // learning_rate
+  pod(int32_t{0});    // from_layer
+  pod(int32_t{0});    // to_layer
+  pod(int32_t{1});    // input_dim
+  pod(int32_t{1});    // output_dim
+  pod(-1.0);          // domain
+  pod(1.0);
+  pod(uint32_t{1});   // source domain
+  pod(-1.0);
+  pod(1.0);
+  pod(1.5);           // gradient_scale
+  pod(int64_t{12});   // train / validation models
+  pod(int64_t{6});
+  pod(0.5);           // cloze and baseline losses
+  pod(2.0);
+  pod(1.0);
+  pod(int64_t{1700000000000});
+  const auto old = embed_internal::EncoderNet::Init(1, 1, 16, 48, 1, /*gradient_path=*/false);
+  for (const at::Tensor& t : old.params) {
+    pod(static_cast<int64_t>(t.numel()));
+    at::Tensor c = t.contiguous();
+    out.append(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
+  }
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  for (unsigned char c : out) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  pod(h);
+  const auto path = *dir_ / "embedders" / "old-e.gzemb";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << out;
+  }
+  ASSERT_OK_AND_ASSIGN(auto fresh, EmbedderRegistry::Create({dir_->string(), "cpu"}));
+  ASSERT_OK_AND_ASSIGN(EmbedderInfo info, fresh->Get("old-e"));
+  EXPECT_EQ(info.options.mask_shape, MaskShape::kGroups);
+  EXPECT_EQ(info.options.hidden, 48);
+  ASSERT_OK_AND_ASSIGN(EmbedderInfo current, fresh->Get("poly-e"));
+  EXPECT_EQ(current.options.mask_shape, MaskShape::kSpans);
+  EmbedQuery q;
+  q.models = {{"poly", "m0003"}};
+  ASSERT_OK_AND_ASSIGN(std::vector<float> e, fresh->Embed(*engine_, "old-e", q, {}));
+  ASSERT_EQ(e.size(), 16u);
+  for (float v : e) EXPECT_TRUE(std::isfinite(v));
+  ProbeQuery pq;
+  pq.zoos = {"poly"};
+  EXPECT_OK(fresh->Probe(*engine_, "old-e", pq, {}).status());  // the untrained encoder too
+  ASSERT_OK(fresh->Delete("old-e"));
 }
 
 TEST_F(EmbedTinyTest, SubNetworkEmbedderBetweenHiddenLayers) {

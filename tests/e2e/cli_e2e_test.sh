@@ -92,8 +92,13 @@ check "poly1d options reach the zoo spec" $?
 
 # Embeddings (seed 003) through the CLI: one JSON document per --json command.
 $CLI embedder train pe --zoo polyz --steps 30 --wait >/dev/null 2>&1; check "embedder train --wait" $?
-$CLI --json embedder list | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert [e["name"] for e in d["embedders"]] == ["embedders/pe"], d'
-check "embedder list --json" $?
+$CLI --json embedder list | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert [e["name"] for e in d["embedders"]] == ["embedders/pe"] and d["embedders"][0]["mask_shape"] == "MASK_SHAPE_SPANS", d'
+check "embedder list --json (default mask shape: spans)" $?
+$CLI embedder train pg --zoo polyz --steps 5 --mask-shape groups --wait >"$WORK/pg.out" 2>&1
+grep -q "mask groups" "$WORK/pg.out"; check "embedder train --mask-shape groups" $?
+$CLI embedder train pb --zoo polyz --mask-shape blobs >/dev/null 2>"$WORK/err"
+[[ $? -eq 2 ]] && grep -q -- "--mask-shape" "$WORK/err"; check "--mask-shape blobs is a usage error" $?
+$CLI embedder delete pg >/dev/null; check "embedder delete" $?
 $CLI --json embed pe polyz/m0000 polyz/m0001 | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin)["embeddings"]; assert [x["model"] for x in e] == ["zoos/polyz/models/m0000", "zoos/polyz/models/m0001"] and len(e[0]["embedding"]) == 32, e'
 check "embed --json" $?
 $CLI --json neighbors pe polyz/m0000 --k 2 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); n=d["neighbors"]; assert len(n) == 2 and n[0]["similarity"] >= n[1]["similarity"], d'

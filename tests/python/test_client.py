@@ -512,8 +512,16 @@ class EmbeddingTest(unittest.TestCase):
         e = CLIENT.embedder("pe")
         self.assertEqual((e.name, e.id, e.zoos), ("embedders/pe", "pe", ["zoos/px"]))
         self.assertEqual((e.input_dim, e.output_dim, e.steps), (1, 1, 60))
+        self.assertEqual(e.mask_shape, "spans")  # the server's default
         self.assertGreater(e.mean_gradient_baseline_loss, 0)
         self.assertIn("embedders/pe", [x.name for x in CLIENT.embedders()])
+
+    def test_mask_shape(self):
+        CLIENT.train_embedder("pe-groups", ["px"], steps=5, seed=3,
+                              mask_shape="groups").wait(progress=False, timeout=300)
+        self.assertEqual(CLIENT.embedder("pe-groups").mask_shape, "groups")
+        with self.assertRaises(ValueError):
+            CLIENT.train_embedder("pe-bad", ["px"], mask_shape="blobs")
 
     def test_embed_is_deterministic_and_neighbours_are_cosine(self):
         v = CLIENT.embed("pe", self.models, seed=11)

@@ -89,6 +89,8 @@ TEST_F(EmbeddingServiceTest, TrainLookupProbeRestartDelete) {
   EXPECT_EQ(e.zoos(0), "zoos/poly");
   EXPECT_EQ(e.train_models(), 45);
   EXPECT_EQ(e.validation_models(), 15);
+  EXPECT_EQ(e.mask_shape(), v1::MASK_SHAPE_SPANS);  // the default
+  EXPECT_GT(e.hidden(), 0);
   EXPECT_GT(e.mean_gradient_baseline_loss(), 0);
   EXPECT_LT(e.validation_cloze_loss(), e.mean_gradient_baseline_loss());
   ASSERT_OK_AND_ASSIGN(auto list, emb_->ListEmbedders());
@@ -218,6 +220,10 @@ TEST_F(EmbeddingServiceTest, ErrorsCarryTheRightCodes) {
   EXPECT_THAT(emb_->CreateEmbedderTrainingJob(bad),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("mask_rate")));
   bad = Work("e2", 10);
+  bad.set_mask_shape(static_cast<v1::MaskShape>(7));
+  EXPECT_THAT(emb_->CreateEmbedderTrainingJob(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("mask_shape")));
+  bad = Work("e2", 10);
   bad.set_zoos(0, "zoos/none");
   EXPECT_THAT(emb_->CreateEmbedderTrainingJob(bad), StatusIs(absl::StatusCode::kNotFound, _));
   bad = Work("E 2", 10);
@@ -228,9 +234,13 @@ TEST_F(EmbeddingServiceTest, ErrorsCarryTheRightCodes) {
   EXPECT_THAT(emb_->EmbedModels("embedders/nope", {"zoos/poly/models/m0000"}),
               StatusIs(absl::StatusCode::kNotFound, _));
 
-  ASSERT_OK_AND_ASSIGN(v1::TrainingJob job, emb_->CreateEmbedderTrainingJob(Work("e2", 5)));
+  v1::EmbedderTraining groups = Work("e2", 5);
+  groups.set_mask_shape(v1::MASK_SHAPE_GROUPS);
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob job, emb_->CreateEmbedderTrainingJob(groups));
   ASSERT_OK_AND_ASSIGN(job, client_->WaitForJob(job.name(), {}));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  ASSERT_OK_AND_ASSIGN(v1::Embedder e2, emb_->GetEmbedder("embedders/e2"));
+  EXPECT_EQ(e2.mask_shape(), v1::MASK_SHAPE_GROUPS);
   EXPECT_THAT(emb_->CreateEmbedderTrainingJob(Work("e2", 5)),
               StatusIs(absl::StatusCode::kAlreadyExists, _));
   EXPECT_THAT(emb_->EmbedModels("embedders/e2", {"bad"}),

@@ -192,6 +192,7 @@ class Embedder:
     input_dim: int
     output_dim: int
     steps: int
+    mask_shape: str = "spans"  # "spans" or "groups"
     raw: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -200,11 +201,13 @@ class Embedder:
 
     @classmethod
     def from_proto(cls, m):
+        groups = m.mask_shape == _stubs.module("embedding_pb2").MASK_SHAPE_GROUPS
         return cls(name=m.name, zoos=list(m.zoos), embedding_size=m.embedding_size,
                    validation_cloze_loss=m.validation_cloze_loss,
                    mean_gradient_baseline_loss=m.mean_gradient_baseline_loss,
                    interpolation_baseline_loss=m.interpolation_baseline_loss,
-                   input_dim=m.input_dim, output_dim=m.output_dim, steps=m.steps, raw=m)
+                   input_dim=m.input_dim, output_dim=m.output_dim, steps=m.steps,
+                   mask_shape="groups" if groups else "spans", raw=m)
 
 
 @dataclasses.dataclass
@@ -296,19 +299,25 @@ class AnalysisCalls:
 
     def train_embedder(self, embedder_id, zoos, *, points_per_sample=None, mask_rate=None,
                        embedding_size=None, steps=None, seed=0, batch_models=None, hidden=None,
-                       learning_rate=None, from_layer=None, to_layer=None, request_id=None,
-                       timeout=None):
+                       learning_rate=None, from_layer=None, to_layer=None, mask_shape=None,
+                       request_id=None, timeout=None):
         """Submits a job training a cloze embedder on the training-split models of ``zoos``;
         returns its :class:`Job` at once. Unset (None) options take the server's defaults
         (job.proto, EmbedderTraining). ``from_layer``/``to_layer``: embed the sub-network from
         that layer's activations (0 = input) to that layer's pre-activations (0 = output).
-        ``job.wait()`` shows progress."""
+        ``mask_shape``: "spans" (runs of neighbouring linear pieces, the default) or "groups"
+        (independent ones). ``job.wait()`` shows progress."""
         j = _stubs.module("job_pb2")
         req = j.CreateTrainingJobRequest(request_id=request_id or "")
         e = req.job.embedder_training
         e.embedder_id = embedder_name(embedder_id)[len("embedders/"):]
         e.zoos.extend(zoo_name(z) for z in ([zoos] if isinstance(zoos, str) else zoos))
         e.seed = int(seed)
+        if mask_shape is not None:
+            shapes = {"spans": "MASK_SHAPE_SPANS", "groups": "MASK_SHAPE_GROUPS"}
+            if mask_shape not in shapes:
+                raise ValueError(f"mask_shape must be 'spans' or 'groups', got {mask_shape!r}")
+            e.mask_shape = getattr(_stubs.module("embedding_pb2"), shapes[mask_shape])
         for field, value in (("points_per_sample", points_per_sample), ("mask_rate", mask_rate),
                              ("embedding_size", embedding_size), ("steps", steps),
                              ("batch_models", batch_models), ("hidden", hidden),
