@@ -55,6 +55,11 @@ EncoderNet EncoderNet::Init(int in, int out, int embedding, int hidden, int64_t 
     std::vector<float> w(static_cast<size_t>(o) * i), b(o);
     for (float& v : w) v = static_cast<float>(rng.Uniform(-bound, bound));
     for (float& v : b) v = static_cast<float>(rng.Uniform(-bound, bound));
+    if (!bias && o == i) {  // V with full rank (G <= 16) starts as the identity: q = U(x) g
+      for (int r = 0; r < o; ++r) {
+        for (int c = 0; c < i; ++c) w[static_cast<size_t>(r) * i + c] = r == c ? 1.0f : 0.0f;
+      }
+    }
     net.params.push_back(at::tensor(w).reshape({o, i}));
     if (bias) net.params.push_back(at::tensor(b));
   }

@@ -36,7 +36,8 @@ struct EncoderNet {
   int GradDim() const { return in * out; }
   int GradRank() const { return GradDim() < kMaxGradientRank ? GradDim() : kMaxGradientRank; }
   int FeatureDim() const { return in + GradDim() + 1; }
-  // Weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from Rng::ForStream(seed, 11).
+  // Weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from Rng::ForStream(seed, 11), except
+  // V, which starts as the identity when it is square (G <= 16).
   static EncoderNet Init(int in, int out, int embedding, int hidden, int64_t seed,
                          bool gradient_path = true);
   // feat [B, N, FeatureDim()] -> e [B, embedding]: rho(mean_n phi(feat_n)) (with the gradient

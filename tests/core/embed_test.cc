@@ -65,6 +65,16 @@ EmbedderOptions FastOptions(int64_t seed) {
 
 EmbedderOptions HardOptions(int64_t seed) { return FastOptions(seed); }
 
+// For the hardest zoo (similarity 0.95, full configuration only): four times the points and
+// three times the steps (about 3.5 minutes on 2 cores), spans of mean width 0.3.
+EmbedderOptions HardestOptions(int64_t seed) {
+  EmbedderOptions o = FastOptions(seed);
+  o.points_per_sample = 192;
+  o.steps = 3600;
+  o.mask_rate = 0.3;
+  return o;
+}
+
 // ---- pieces against references ------------------------------------------------------------
 
 ModelRecord RandomModel(int in, int out, int64_t seed) {
@@ -611,26 +621,30 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
   }
   EXPECT_GE(hs[0].linear_accuracy, 0.90);
   EXPECT_GE(hs[0].knn_accuracy, 0.90);
-  // Issue 6 also asks that the learned embedding BEAT the untrained encoder here. It does not:
-  // the untrained encoder (a random feature map of the same points) is as good or better at
-  // every similarity measured (core/embed/README.md). Asserted: no more than 0.05 behind.
+  // Issue 6 also asks that the learned embedding BEAT the untrained encoder here. It ties: over
+  // embedder seeds neither is reliably ahead (core/embed/README.md). Asserted: no more than
+  // 0.05 behind.
   EXPECT_GE(hs[0].linear_accuracy, hs[3].linear_accuracy - 0.05);
   EXPECT_GE(hs[0].knn_accuracy, hs[3].knn_accuracy - 0.05);
 
   if (std::getenv("GRADZOO_EMBED_FULL") != nullptr) {
-    // The hardest zoo measured (similarity 0.95): every representation falls below 0.93; the
-    // numbers are recorded in core/embed/README.md, asserted only above chance (0.1).
+    // The hardest zoo measured (similarity 0.95, 10 x 50). Over embedder seeds 1, 3, 5 the
+    // learned embedding scored linear 0.95-1.00 and 5-NN 0.88-0.92 (core/embed/README.md).
     ZooSpec hardest = PolySpec(0.95, 5, families, cfg.seeds, cfg.validation_seeds);
     hardest.training.steps = cfg.zoo_steps;
     ASSERT_OK(engine->TrainZoo("hardest", hardest, {}, {}).status());
-    ASSERT_OK(registry->Train(*engine, "hardest-e", {"hardest"}, cfg.hard, {}, {}).status());
+    ASSERT_OK(
+        registry->Train(*engine, "hardest-e", {"hardest"}, HardestOptions(1), {}, {}).status());
     pq.zoos = {"hardest"};
     ASSERT_OK_AND_ASSIGN(auto xs, registry->Probe(*engine, "hardest-e", pq, {}));
     for (const ProbeScore& s : xs) {
       std::printf("hardest %-18s linear %.3f  5-NN %.3f\n", s.representation.c_str(),
                   s.linear_accuracy, s.knn_accuracy);
     }
-    EXPECT_GE(xs[0].linear_accuracy, 0.5);
+    EXPECT_GE(xs[0].linear_accuracy, 0.90);
+    EXPECT_GE(xs[0].knn_accuracy, 0.85);
+    EXPECT_GE(xs[0].linear_accuracy, xs[3].linear_accuracy - 0.05);
+    EXPECT_GE(xs[0].knn_accuracy, xs[3].knn_accuracy - 0.05);
   }
   std::printf("[%.0fs] done\n", Seconds(t0));
   std::filesystem::remove_all(dir);
