@@ -22,7 +22,11 @@ start=$(date +%s)
 if [[ ! -f $BUILD/build.ninja ]]; then
   CC=clang CXX=clang++ cmake -S "$ROOT/tests/fuzz" -B "$BUILD" -G Ninja >/dev/null
 fi
-ninja -C "$BUILD" >/dev/null
+if ! ninja -C "$BUILD" >"$BUILD/ninja.log" 2>&1; then
+  echo "run_fuzz: the fuzz build failed (log $BUILD/ninja.log):" >&2
+  grep -E "error|FAILED" "$BUILD/ninja.log" | head -20 >&2
+  exit 2
+fi
 echo "run_fuzz: built in $(( $(date +%s) - start ))s"
 
 mkdir -p "$BUILD/artifacts" "$BUILD/seeds"
