@@ -121,36 +121,6 @@ at::Tensor Features(const at::Tensor& x, const at::Tensor& g, const at::Tensor& 
   return at::cat({xb, g * (1 - m), m}, 2);
 }
 
-at::Tensor ModelGradients(const std::vector<const ModelRecord*>& models, const at::Tensor& x,
-                          const at::Device& device) {
-  const int64_t n = x.size(0);
-  const MlpSpec& first = models.front()->spec;
-  const int g = first.input_dim * first.output_dim;
-  at::Tensor result = at::empty({static_cast<int64_t>(models.size()), n, g}, at::kFloat);
-  std::vector<bool> done(models.size(), false);
-  at::Tensor xd = x.to(device, at::kFloat);
-  for (size_t i = 0; i < models.size(); ++i) {
-    if (done[i]) continue;
-    const MlpSpec& spec = models[i]->spec;
-    std::vector<int64_t> idx;
-    std::vector<const std::vector<LayerWeights>*> ptrs;
-    for (size_t j = i; j < models.size(); ++j) {
-      if (!done[j] && models[j]->spec == spec) {
-        done[j] = true;
-        idx.push_back(static_cast<int64_t>(j));
-        ptrs.push_back(&models[j]->layers);
-      }
-    }
-    StackedMlp mlp = Stack(spec, ptrs, device);
-    Capture cap;
-    at::Tensor xs = xd.unsqueeze(0).expand({mlp.k, n, spec.input_dim}).contiguous();
-    Forward(mlp, xs, &cap);
-    at::Tensor j = InputJacobian(mlp, cap).reshape({mlp.k, n, g}).to(at::kCPU, at::kFloat);
-    result.index_copy_(0, at::tensor(idx, at::kLong), j);
-  }
-  return result;
-}
-
 int LayerWidth(const MlpSpec& spec, int layer) {
   if (layer <= 0) return spec.input_dim;
   if (layer > static_cast<int>(spec.hidden.size())) return spec.output_dim;

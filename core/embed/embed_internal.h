@@ -55,12 +55,6 @@ struct EncoderNet {
 // [B, N, in + G + 1]: (x, g * (1 - m), m), x broadcast from [N, in] when it has 2 dims.
 at::Tensor Features(const at::Tensor& x, const at::Tensor& g, const at::Tensor& mask);
 
-// Input Jacobians of `models` at the shared points x [N, in] (float32, original units), as a
-// CPU float tensor [models, N, out * in] (row o*in + i = d y_o / d x_i). Models of different
-// architectures are stacked per architecture.
-at::Tensor ModelGradients(const std::vector<const ModelRecord*>& models, const at::Tensor& x,
-                          const at::Device& device);
-
 // Sub-networks (seed 003: "apply the same method within the layers of a larger model").
 // Layers are numbered 0 = the input x, 1..H = the hidden layers' activations h_l, H+1 = the
 // output. Sub-network (from, to), 0 <= from < to <= H+1, is the map from h_from (x when
