@@ -183,11 +183,11 @@ absl::Status Probe(Context& c) {
     std::cout << ToJson(out);
     return absl::OkStatus();
   }
-  std::cout << "representation       linear    k-NN   (validation models, classes)\n";
+  std::cout << "representation       linear    k-NN  separation   (validation models, classes)\n";
   for (const v1::ProbeScores& s : *r) {
-    std::cout << absl::StrFormat("%-20s %6.3f  %6.3f   (%d, %d)\n", s.representation(),
-                                 s.linear_accuracy(), s.knn_accuracy(), s.validation_models(),
-                                 s.classes());
+    std::cout << absl::StrFormat("%-20s %6.3f  %6.3f  %10.3f   (%d, %d)\n", s.representation(),
+                                 s.linear_accuracy(), s.knn_accuracy(), s.separation(),
+                                 s.validation_models(), s.classes());
   }
   return absl::OkStatus();
 }
@@ -243,7 +243,7 @@ const bool kRegistered =
                      Neighbors}) &&
     RegisterCommand({"probe", 83,
                      "  probe EMBEDDER --zoo Z[,Z] [--target label|task|variant|lambda] [--k K]\n"
-                     "                               linear / k-NN probe accuracy with baselines\n",
+                     "                               linear / k-NN accuracy and separation, with baselines\n",
                      Probe}) &&
     RegisterCommand({"embedding-map", 84,
                      "  embedding-map EMBEDDER --zoo Z[,Z] --out FILE.svg  2-D PCA map coloured by label\n",

@@ -1000,6 +1000,7 @@ absl::StatusOr<std::vector<ProbeScore>> EmbedderRegistry::Probe(const Engine& en
     s.representation = name;
     s.linear_accuracy = acc.linear;
     s.knn_accuracy = acc.knn;
+    s.separation = acc.separation;
     s.train_models = static_cast<int64_t>(d.train_y.size());
     s.validation_models = static_cast<int64_t>(d.val_y.size());
     s.classes = d.classes;

@@ -163,6 +163,7 @@ struct ProbeScore {
   std::string representation;
   double linear_accuracy = 0.0;
   double knn_accuracy = 0.0;
+  double separation = 0.0;  // core/embed/probe.h defines it
   int64_t train_models = 0;
   int64_t validation_models = 0;
   int classes = 0;

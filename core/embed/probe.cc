@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -130,6 +131,47 @@ double KnnProbe(const ProbeData& d, const std::vector<float>& tx, const std::vec
   return static_cast<double>(correct) / static_cast<double>(m);
 }
 
+double Separation(const ProbeData& d, const std::vector<float>& tx, const std::vector<float>& vx) {
+  const int dim = d.dim, c = d.classes;
+  const int64_t n = static_cast<int64_t>(d.train_y.size());
+  std::vector<double> centroid(static_cast<size_t>(c) * dim, 0.0), mean(dim, 0.0);
+  std::vector<int64_t> count(c, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    ++count[d.train_y[i]];
+    double* ci = centroid.data() + static_cast<size_t>(d.train_y[i]) * dim;
+    for (int j = 0; j < dim; ++j) ci[j] += tx[i * dim + j];
+  }
+  for (int k = 0; k < c; ++k) {
+    for (int j = 0; j < dim; ++j) {
+      double& v = centroid[static_cast<size_t>(k) * dim + j];
+      v /= static_cast<double>(std::max<int64_t>(count[k], 1));
+      mean[j] += v * static_cast<double>(count[k]) / static_cast<double>(n);
+    }
+  }
+  double between = 0.0;
+  for (int k = 0; k < c; ++k) {
+    for (int j = 0; j < dim; ++j) {
+      const double diff = centroid[static_cast<size_t>(k) * dim + j] - mean[j];
+      between += static_cast<double>(count[k]) / static_cast<double>(n) * diff * diff;
+    }
+  }
+  double within = 0.0;
+  int64_t rows = 0;
+  for (size_t i = 0; i < d.val_y.size(); ++i) {
+    const int k = d.val_y[i];
+    if (count[k] == 0) continue;
+    ++rows;
+    for (int j = 0; j < dim; ++j) {
+      const double diff = vx[i * dim + j] - centroid[static_cast<size_t>(k) * dim + j];
+      within += diff * diff;
+    }
+  }
+  if (rows == 0) return 0.0;
+  within /= static_cast<double>(rows);
+  if (within > 0.0) return between / within;
+  return between > 0.0 ? std::numeric_limits<double>::infinity() : 0.0;
+}
+
 }  // namespace
 
 absl::StatusOr<ProbeAccuracy> RunProbes(const ProbeData& data, int k, double l2, int iterations) {
@@ -154,6 +196,7 @@ absl::StatusOr<ProbeAccuracy> RunProbes(const ProbeData& data, int k, double l2,
   ProbeAccuracy acc;
   acc.linear = LinearProbe(data, tx, vx, l2, iterations);
   acc.knn = KnnProbe(data, tx, vx, k);
+  acc.separation = Separation(data, tx, vx);
   return acc;
 }
 

@@ -103,8 +103,10 @@ $CLI --json embed pe polyz/m0000 polyz/m0001 | /usr/bin/python3 -c 'import json,
 check "embed --json" $?
 $CLI --json neighbors pe polyz/m0000 --k 2 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); n=d["neighbors"]; assert len(n) == 2 and n[0]["similarity"] >= n[1]["similarity"], d'
 check "neighbors --json, most similar first" $?
-$CLI --json probe pe --zoo polyz | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); r=[s["representation"] for s in d["scores"]]; assert r[0] == "embedding" and "untrained_encoder" in r, d'
-check "probe --json with baselines" $?
+$CLI --json probe pe --zoo polyz | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); r=[s["representation"] for s in d["scores"]]; assert r[0] == "embedding" and "untrained_encoder" in r and all(s["separation"] > 0 for s in d["scores"]), d'
+check "probe --json with baselines and separation" $?
+out=$($CLI probe pe --zoo polyz) && grep -q "k-NN  separation" <<<"$out" && grep -Eq "^embedding +[0-9.]+ +[0-9.]+ +[0-9.]+ +\(" <<<"$out"
+check "probe table has a separation column" $?
 $CLI embedding-map pe --zoo polyz --out "$WORK/map.svg" >/dev/null && [[ $(grep -c 'class="point"' "$WORK/map.svg") -eq 4 ]]
 check "embedding-map SVG has one point per model" $?
 

@@ -552,6 +552,12 @@ class EmbeddingTest(unittest.TestCase):
         for s in scores:
             self.assertTrue(0.0 <= s.linear_accuracy <= 1.0 and 0.0 <= s.knn_accuracy <= 1.0)
             self.assertEqual((s.train_models, s.validation_models), (12, 6))
+            self.assertEqual(s.classes, 1)
+            self.assertEqual(s.separation, 0.0)  # one class: no between-class variance
+        by_family = CLIENT.probe("pe", ["px"], target="variant")
+        for s in by_family:
+            self.assertEqual(s.classes, 3)
+            self.assertTrue(np.isfinite(s.separation) and s.separation > 0.0, s)
 
     def test_errors(self):
         with self.assertRaises(gradzoo.NotFoundError):

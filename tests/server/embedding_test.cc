@@ -194,6 +194,29 @@ TEST_F(EmbeddingServiceTest, TrainLookupProbeRestartDelete) {
       correct += best == label[v];
     }
     EXPECT_NEAR(scores[0].knn_accuracy(), correct / static_cast<double>(val.size()), 1e-9);
+    // Separation: between-class variance of the training centroids over the validation rows'
+    // mean squared distance to their class's training centroid.
+    std::map<int, std::vector<double>> centroid;
+    std::map<int, int> count;
+    for (int t : train) {
+      auto& c = centroid[label[t]];
+      c.resize(16, 0.0);
+      ++count[label[t]];
+      for (int j = 0; j < 16; ++j) c[j] += z[t * 16 + j];
+    }
+    double between = 0.0, within = 0.0;
+    for (auto& [cls, c] : centroid) {
+      for (int j = 0; j < 16; ++j) {
+        c[j] /= count[cls];
+        between += count[cls] / static_cast<double>(train.size()) * c[j] * c[j];  // mean is 0
+      }
+    }
+    for (int v : val) {
+      for (int j = 0; j < 16; ++j) within += std::pow(z[v * 16 + j] - centroid[label[v]][j], 2);
+    }
+    within /= val.size();
+    EXPECT_NEAR(scores[0].separation(), between / within, 1e-4 * between / within);
+    EXPECT_GT(scores[0].separation(), 0.0);
   }
 
   // The embedder survives a restart with the same lookups.

@@ -220,15 +220,18 @@ class Neighbor:
 
 @dataclasses.dataclass
 class ProbeScores:
-    """Probe accuracies of one representation ("embedding", "untrained_encoder",
-    "gradient_profile", "weight_stats"): linear classifier and k-NN, on validation models,
-    trained on training-split models."""
+    """Probe scores of one representation ("embedding", "untrained_encoder",
+    "gradient_profile", "weight_stats"): linear classifier and k-NN accuracy on validation
+    models, trained on training-split models, and ``separation``: the between-class variance
+    of the training centroids over the validation models' mean squared distance to their
+    class centroid (standardised features), which keeps moving where the accuracies saturate."""
     representation: str
     linear_accuracy: float
     knn_accuracy: float
     classes: int
     train_models: int
     validation_models: int
+    separation: float = 0.0
 
 
 class AnalysisCalls:
@@ -375,4 +378,5 @@ class AnalysisCalls:
             zoos=[zoo_name(z) for z in ([zoos] if isinstance(zoos, str) else zoos)])
         resp = self._unary("RunProbe", req, timeout=timeout)
         return [ProbeScores(s.representation, s.linear_accuracy, s.knn_accuracy, s.classes,
-                            s.train_models, s.validation_models) for s in resp.scores]
+                            s.train_models, s.validation_models, s.separation)
+                for s in resp.scores]
