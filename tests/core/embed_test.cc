@@ -654,9 +654,10 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
   }
   EXPECT_GE(hs[0].linear_accuracy, 0.90);
   EXPECT_GE(hs[0].knn_accuracy, 0.90);
-  // Issue 6 also asks that the learned embedding BEAT the untrained encoder here. It ties: over
-  // embedder seeds neither is reliably ahead (core/embed/README.md). Asserted: no more than
-  // 0.05 behind.
+  // Issue 6 also asks that the learned embedding beat the untrained encoder. At this similarity
+  // both saturate (0.99-1.00) and their separations are close (37.7 vs 35.9 here, 44.5 vs 34.8
+  // in the full configuration); the full configuration's 0.95 zoo below is where training
+  // shows. Asserted here: no more than 0.05 behind.
   EXPECT_GE(hs[0].linear_accuracy, hs[3].linear_accuracy - 0.05);
   EXPECT_GE(hs[0].knn_accuracy, hs[3].knn_accuracy - 0.05);
 
