@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "client/analysis_client.h"
@@ -70,7 +71,7 @@ std::vector<std::vector<double>> Activations(const v1::Model& m, const std::vect
         for (int64_t j = 0; j < cols; ++j) z[i] += double{w->data[i * cols + j]} * h[j];
         if (l + 1 < m.layers_size()) z[i] = std::max(0.0, z[i]);
       }
-      h = z;
+      h = std::move(z);
     }
     out.push_back(h);
   }
