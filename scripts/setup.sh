@@ -43,6 +43,8 @@ esac
 
 if [[ ! -x tools/node_modules/.bin/buf ]]; then
   echo "setup: installing buf (npm @bufbuild/buf)"
-  (cd tools && npm install --no-audit --no-fund --loglevel=error)
+  # npm ci installs exactly the committed lock and never rewrites it (npm install added the
+  # other platforms' optional packages to it, leaving a fresh clone dirty after make test).
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: done"
