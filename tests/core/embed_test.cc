@@ -663,10 +663,12 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
 
   if (std::getenv("GRADZOO_EMBED_FULL") != nullptr) {
     // The hardest zoo measured (similarity 0.95, 10 x 50), over embedder seeds 1, 3 and 5.
-    // There both encoders' accuracies sit near their ceiling and which is ahead changes with
-    // the seed, but the learned embedding separates the families better for every seed: its
-    // separation (probe.h) is at least 1.25 x the untrained encoder's (1.4-1.6 x measured,
-    // core/embed/README.md).
+    // The learned embedding reaches >= 0.90 there on average. Issue 6's "beats the untrained
+    // encoder" is NOT met on this zoo: the two encoders' accuracies tie within seed noise, and
+    // the learned embedding's separation is higher for seeds 1, 3 and 5 but not for 2 and 4
+    // (tests/bench/embed_hard_sweep.sh runs all five through the server; core/embed/README.md
+    // has the numbers). Asserted: the accuracies, and no more than 0.02 behind the untrained
+    // encoder on the mean (1.43 / 1.89 / 1.76 x its separation for these seeds, printed).
     ZooSpec hardest = PolySpec(0.95, 5, families, cfg.seeds, cfg.validation_seeds);
     hardest.training.steps = cfg.zoo_steps;
     ASSERT_OK(engine->TrainZoo("hardest", hardest, {}, {}).status());
@@ -684,7 +686,6 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
       }
       EXPECT_GE(xs[0].linear_accuracy, 0.90) << seed;
       EXPECT_GE(xs[0].knn_accuracy, 0.85) << seed;
-      EXPECT_GE(xs[0].separation, 1.25 * xs[3].separation) << seed;
       for (int r : {0, 1}) {
         mean_linear[r] += xs[r == 0 ? 0 : 3].linear_accuracy / 3;
         mean_knn[r] += xs[r == 0 ? 0 : 3].knn_accuracy / 3;
@@ -694,6 +695,8 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
                 mean_linear[0], mean_knn[0], mean_linear[1], mean_knn[1]);
     EXPECT_GE(mean_linear[0], 0.90);
     EXPECT_GE(mean_knn[0], 0.90);
+    EXPECT_GE(mean_linear[0], mean_linear[1] - 0.02);
+    EXPECT_GE(mean_knn[0], mean_knn[1] - 0.02);
   }
   std::printf("[%.0fs] done\n", Seconds(t0));
   std::filesystem::remove_all(dir);
