@@ -49,6 +49,7 @@ bench: setup
 	@cmake -S . -B $(BUILD) -G Ninja -DGRADZOO_BUILD_BENCH=ON >/dev/null
 	@ninja -C $(BUILD) -j $(JOBS)
 	@for s in tests/bench/run_*_bench.sh tests/bench/analysis_bench.sh; do [[ -x $$s ]] && $$s; done
+	@tests/bench/embed_bench.sh $(BUILD)
 
 # ASan + UBSan build of the suite (build-asan/) and its core and server tests.
 sanitize: setup

@@ -14,13 +14,8 @@ BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 SEEDS=${2:-50}
 CALLS=${3:-400}
 THREADS=${4:-2}
-WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-  [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=tests/bench/server_lib.sh
+source "$ROOT/tests/bench/server_lib.sh"
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 
 ninja -C "$BUILD" gradzoo gradzoo-server gradzoo_core >/dev/null
@@ -33,11 +28,8 @@ link=$(echo "$link" | sed -E 's# tests/CMakeFiles/gradzoo_core_tests.dir/core/[a
 link=$(echo "$link" | sed -E "s# -o tests/gradzoo_core_tests # $WORK/bench.o -o $WORK/embed_bench #")
 (cd "$BUILD" && eval "$compile -o $WORK/bench.o -c $ROOT/tests/bench/embed_bench.cc" && eval "$link")
 
-"$BUILD/gradzoo-server" --listen 127.0.0.1:0 --port-file "$WORK/port" --data-dir "$WORK/data" \
-  --device cpu --torch_threads "$THREADS" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
-CLI="$BUILD/gradzoo --server 127.0.0.1:$(cat "$WORK/port") --timeout 600"
+start_server --torch_threads "$THREADS"
+CLI="$BUILD/gradzoo --server 127.0.0.1:$PORT --timeout 600"
 
 VAL=$((SEEDS / 5))
 seeds=$(seq -s, 0 $((SEEDS - 1)))
@@ -51,9 +43,7 @@ $CLI embedder train poly-e --zoo poly --points 48 --size 16 --steps 300 --hidden
 
 echo "== through the server (gRPC, loopback, $THREADS torch threads, 2 query threads)"
 $CLI embed-bench poly-e --zoo poly --clients 1,4,16 --requests "$CALLS" --samples 4 | tee "$WORK/rpc.txt"
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_server
 
 echo "== in process (core::EmbedderRegistry on the same data directory, no RPC)"
 "$WORK/embed_bench" "$WORK/data" poly-e poly 4 "$CALLS" 3 2>/dev/null | grep -v '^\[' | tee "$WORK/inproc.txt"

@@ -20,21 +20,13 @@ SIMILARITY=${2:-0.95}
 EMBEDDER_SEEDS=${3:-1,2,3,4,5}
 ZOO_SEEDS=${4:-50}
 STEPS=${5:-3600}
-WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-  [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=tests/bench/server_lib.sh
+source "$ROOT/tests/bench/server_lib.sh"
 export OMP_WAIT_POLICY=PASSIVE
 
 ninja -C "$BUILD" gradzoo gradzoo-server >/dev/null
-"$BUILD/gradzoo-server" --listen 127.0.0.1:0 --port-file "$WORK/port" --data-dir "$WORK/data" \
-  --device cpu >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
-CLI="$BUILD/gradzoo --server 127.0.0.1:$(cat "$WORK/port") --timeout 1200"
+start_server
+CLI="$BUILD/gradzoo --server 127.0.0.1:$PORT --timeout 1200"
 
 VAL=$((ZOO_SEEDS / 5))
 seeds=$(seq -s, 0 $((ZOO_SEEDS - 1)))
