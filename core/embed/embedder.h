@@ -94,6 +94,9 @@ struct EmbedderOptions {
   MaskShape mask_shape = MaskShape::kSpans;
   int embedding_size = 32;     // [1, 1024]
   int steps = 2000;            // [1, 1'000'000]
+  // Initial weights, points and masks. Training again with the same seed, options and zoos on
+  // the same set-up (device, threads) reproduces an embedder; where float sums run in another
+  // order (another thread count) it can train a different one (core/embed/README.md).
   int64_t seed = 0;
   int batch_models = 32;          // models per step, [1, 4096]
   int hidden = 64;                // width of every encoder/decoder layer, [4, 1024]

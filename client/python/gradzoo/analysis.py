@@ -309,7 +309,8 @@ class AnalysisCalls:
         (job.proto, EmbedderTraining). ``from_layer``/``to_layer``: embed the sub-network from
         that layer's activations (0 = input) to that layer's pre-activations (0 = output).
         ``mask_shape``: "spans" (runs of neighbouring linear pieces, the default) or "groups"
-        (independent ones). ``job.wait()`` shows progress."""
+        (independent ones). ``seed``: the same seed, options and zoos on the same server set-up
+        (device, threads) train the same embedder again. ``job.wait()`` shows progress."""
         j = _stubs.module("job_pb2")
         req = j.CreateTrainingJobRequest(request_id=request_id or "")
         e = req.job.embedder_training
