@@ -892,7 +892,7 @@ absl::StatusOr<std::vector<float>> EmbedderRegistry::Embed(const Engine& engine,
                                                            const CancelFn& cancel) {
   RETURN_IF_ERROR(ValidateEmbed(engine, id, query));
   ASSIGN_OR_RETURN(std::shared_ptr<const Loaded> e, Find(id));
-  return EmbedWith(engine, *e, false, query, cancel);
+  return EmbedWith(engine, *e, query.untrained, query, cancel);
 }
 
 absl::StatusOr<std::vector<EmbedNeighbor>> EmbedderRegistry::FindNeighbors(

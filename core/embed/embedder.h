@@ -139,6 +139,10 @@ struct EmbedQuery {
   // sub-network must have the embedder's input and output widths.
   int from_layer = -1;
   int to_layer = -1;
+  // Embed with the embedder's initial weights instead: the untrained encoder that the probes
+  // report as their "untrained_encoder" baseline (cached apart from the trained embeddings).
+  // Core only, for comparisons such as the acceptance test's.
+  bool untrained = false;
 };
 
 struct EmbedNeighbor {
