@@ -59,6 +59,7 @@ absl::StatusOr<EmbedderTrainingWork> EmbedderTrainingFromProto(const v1::Embedde
   if (t.batch_models() != 0) o.batch_models = t.batch_models();
   if (t.hidden() != 0) o.hidden = t.hidden();
   if (t.learning_rate() != 0) o.learning_rate = t.learning_rate();
+  if (t.members() != 0) o.members = t.members();
   o.seed = t.seed();
   o.from_layer = t.from_layer();
   o.to_layer = t.to_layer();
@@ -92,6 +93,7 @@ void EmbedderToProto(const core::EmbedderInfo& i, v1::Embedder* out) {
   out->set_mask_shape(i.options.mask_shape == core::MaskShape::kGroups ? v1::MASK_SHAPE_GROUPS
                                                                        : v1::MASK_SHAPE_SPANS);
   out->set_hidden(i.options.hidden);
+  out->set_members(i.options.members);
 }
 
 absl::StatusOr<core::EmbedQuery> EmbedQueryFromProto(const v1::EmbedModelsRequest& r) {

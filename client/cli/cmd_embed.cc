@@ -35,6 +35,11 @@ void PrintEmbedder(const v1::Embedder& e) {
       e.mask_shape() == v1::MASK_SHAPE_GROUPS ? "groups" : "spans", e.mask_rate(), e.steps(),
       e.seed(), e.validation_cloze_loss(),
       e.mean_gradient_baseline_loss(), e.interpolation_baseline_loss());
+  if (e.members() > 1) {
+    std::cout << absl::StrFormat("  members %d (seeds %d..%d), embeddings %d wide\n", e.members(),
+                                 e.seed(), e.seed() + e.members() - 1,
+                                 e.members() * e.embedding_size());
+  }
   if (e.from_layer() != 0 || e.to_layer() != 0) {
     std::cout << absl::StrFormat("  sub-network: layer %d activations -> layer %s (%d -> %d)\n",
                                  e.from_layer(),
@@ -95,6 +100,7 @@ absl::Status Embedder(Context& c) {
   if (c.args.Has("seed")) t.set_seed(ParseOne<int64_t>("seed", c.args.Get("seed")));
   if (c.args.Has("batch-models")) t.set_batch_models(ParseOne<int>("batch-models", c.args.Get("batch-models")));
   if (c.args.Has("hidden")) t.set_hidden(ParseOne<int>("hidden", c.args.Get("hidden")));
+  if (c.args.Has("members")) t.set_members(ParseOne<int>("members", c.args.Get("members")));
   if (c.args.Has("lr")) t.set_learning_rate(ParseOne<double>("lr", c.args.Get("lr")));
   if (c.args.Has("from-layer")) t.set_from_layer(ParseOne<int>("from-layer", c.args.Get("from-layer")));
   if (c.args.Has("to-layer")) t.set_to_layer(ParseOne<int>("to-layer", c.args.Get("to-layer")));
@@ -229,6 +235,7 @@ const bool kRegistered =
                      "      --mask-shape spans|groups   mask runs of neighbouring linear pieces\n"
                      "                                  (default) or independent ones\n"
                      "      --batch-models B  --hidden H  --lr X\n"
+                     "      --members K   K encoders (seeds N..N+K-1) side by side, K x E wide\n"
                      "      --from-layer L --to-layer M   a sub-network: layer L activations to\n"
                      "                                    layer M pre-activations (0 = output)\n"
                      "  embedder list | get ID | delete ID\n",

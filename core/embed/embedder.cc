@@ -26,16 +26,18 @@ using embed_internal::EncoderNet;
 
 struct EmbedderRegistry::Loaded {
   EmbedderInfo info;
-  EncoderNet net;
-  EncoderNet untrained;
+  std::vector<EncoderNet> net;        // one per member (EmbedderOptions::members)
+  std::vector<EncoderNet> untrained;  // the members' initial weights
   int64_t serial = 0;
 };
 
 namespace {
 
 // Version 1 files (before sub-networks) read as from_layer 0, to_layer 0; versions 1 and 2
-// (before span masks and the gradient path) as mask_shape kGroups without the gradient path.
-constexpr char kMagic[] = "GZEMB003";
+// (before span masks and the gradient path) as mask_shape kGroups without the gradient path;
+// versions 1-3 (before members) as one member.
+constexpr char kMagic[] = "GZEMB004";
+constexpr char kMagicV3[] = "GZEMB003";
 constexpr char kMagicV2[] = "GZEMB002";
 constexpr char kMagicV1[] = "GZEMB001";
 constexpr int kMaxGradDim = 256;       // inputs x outputs the encoder reads per point
@@ -44,6 +46,11 @@ constexpr int kProfilePoints = 64;     // gradient_profile baseline: at most 64 
 constexpr int kProfileEntries = 4096;  // and at most max(4 points, 4096 entries)
 constexpr int kDefaultSamples = 4;     // neighbours and probes
 constexpr uint64_t kTrainStream = 12, kValidationStream = 13, kScaleStream = 21;
+
+// Member k's seed: seed + k (wrapping, as the streams take the seed's bits).
+int64_t MemberSeed(int64_t seed, int k) {
+  return static_cast<int64_t>(static_cast<uint64_t>(seed) + static_cast<uint64_t>(k));
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -116,7 +123,7 @@ class Reader {
   size_t pos_ = 0;
 };
 
-std::string Serialize(const EmbedderInfo& i, const EncoderNet& net) {
+std::string Serialize(const EmbedderInfo& i, const std::vector<EncoderNet>& nets) {
   Writer w;
   w.out().append(kMagic, 8);
   w.Str(i.id);
@@ -134,7 +141,8 @@ std::string Serialize(const EmbedderInfo& i, const EncoderNet& net) {
   w.Pod<int32_t>(o.from_layer);
   w.Pod<int32_t>(o.to_layer);
   w.Pod<int32_t>(static_cast<int32_t>(o.mask_shape));
-  w.Pod<int32_t>(net.gradient_path ? 1 : 0);
+  w.Pod<int32_t>(nets.front().gradient_path ? 1 : 0);
+  w.Pod<int32_t>(o.members);
   w.Pod<int32_t>(i.input_dim);
   w.Pod<int32_t>(i.output_dim);
   for (const auto& [lo, hi] : i.domain) {
@@ -153,7 +161,9 @@ std::string Serialize(const EmbedderInfo& i, const EncoderNet& net) {
   w.Pod<double>(i.mean_gradient_baseline_loss);
   w.Pod<double>(i.interpolation_baseline_loss);
   w.Pod<int64_t>(i.create_time_ms);
-  for (const at::Tensor& p : net.params) w.Floats(p);
+  for (const EncoderNet& net : nets) {
+    for (const at::Tensor& p : net.params) w.Floats(p);
+  }
   w.Pod<uint64_t>(Fnv1a(w.out()));
   return std::move(w.out());
 }
@@ -164,12 +174,14 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
     return absl::DataLossError(absl::StrCat("embedder file ", path, " is corrupt (", what, ")"));
   };
   if (bytes.size() < 16 || (bytes.compare(0, 8, kMagic) != 0 &&
+                            bytes.compare(0, 8, kMagicV3) != 0 &&
                             bytes.compare(0, 8, kMagicV2) != 0 &&
                             bytes.compare(0, 8, kMagicV1) != 0)) {
     return corrupt("bad magic");
   }
   const bool v1 = bytes.compare(0, 8, kMagicV1) == 0;
-  const bool v3 = bytes.compare(0, 8, kMagic) == 0;
+  const bool v4 = bytes.compare(0, 8, kMagic) == 0;
+  const bool v3 = v4 || bytes.compare(0, 8, kMagicV3) == 0;  // version 3 or later
   uint64_t sum = 0;
   std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
   const std::string body = bytes.substr(0, bytes.size() - 8);
@@ -191,7 +203,8 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
   ok = ok && r.Pod(&o.points_per_sample) && r.Pod(&o.mask_rate) && r.Pod(&o.embedding_size) &&
        r.Pod(&o.steps) && r.Pod(&o.seed) && r.Pod(&o.batch_models) && r.Pod(&o.hidden) &&
        r.Pod(&o.learning_rate) && (v1 || (r.Pod(&o.from_layer) && r.Pod(&o.to_layer))) &&
-       (!v3 || (r.Pod(&mask_shape) && r.Pod(&gradient_path))) && r.Pod(&i.input_dim) &&
+       (!v3 || (r.Pod(&mask_shape) && r.Pod(&gradient_path))) &&
+       (!v4 || r.Pod(&o.members)) && r.Pod(&i.input_dim) &&
        r.Pod(&i.output_dim);
   ok = ok &&
        (mask_shape == static_cast<int32_t>(MaskShape::kGroups) ||
@@ -220,14 +233,17 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
        r.Pod(&i.validation_cloze_loss) && r.Pod(&i.mean_gradient_baseline_loss) &&
        r.Pod(&i.interpolation_baseline_loss) && r.Pod(&i.create_time_ms);
   if (!ok) return corrupt("truncated header");
-  e->net = EncoderNet::Init(i.input_dim, i.output_dim, o.embedding_size, o.hidden, o.seed,
-                            gradient_path == 1);
-  e->untrained = e->net;
-  e->net.params.clear();
-  for (const at::Tensor& p : e->untrained.params) {
-    at::Tensor t;
-    if (!r.Floats(p.numel(), &t)) return corrupt("truncated parameters");
-    e->net.params.push_back(t.reshape(p.sizes()));
+  for (int k = 0; k < o.members; ++k) {
+    e->untrained.push_back(EncoderNet::Init(i.input_dim, i.output_dim, o.embedding_size,
+                                            o.hidden, MemberSeed(o.seed, k), gradient_path == 1));
+    EncoderNet net = e->untrained.back();
+    net.params.clear();
+    for (const at::Tensor& p : e->untrained.back().params) {
+      at::Tensor t;
+      if (!r.Floats(p.numel(), &t)) return corrupt("truncated parameters");
+      net.params.push_back(t.reshape(p.sizes()));
+    }
+    e->net.push_back(std::move(net));
   }
   e->serial = next_serial++;
   return e;
@@ -467,6 +483,7 @@ absl::Status ValidateEmbedderOptions(const EmbedderOptions& o) {
     return bad("embedding_size", "[1, 1024]", o.embedding_size);
   }
   if (o.steps < 1 || o.steps > 1'000'000) return bad("steps", "[1, 1000000]", o.steps);
+  if (o.members < 1 || o.members > 8) return bad("members", "[1, 8]", o.members);
   if (o.batch_models < 1 || o.batch_models > 4096) {
     return bad("batch_models", "[1, 4096]", o.batch_models);
   }
@@ -671,89 +688,98 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
       }
     }
     const double scale = info.gradient_scale;
-    e->untrained = EncoderNet::Init(zm.in, zm.out, o.embedding_size, o.hidden, o.seed);
-    EncoderNet net = e->untrained;
-    for (at::Tensor& p : net.params) p = p.clone().set_requires_grad(true);
-    std::vector<at::Tensor> m1, m2;
-    for (const at::Tensor& p : net.params) {
-      m1.push_back(at::zeros_like(p));
-      m2.push_back(at::zeros_like(p));
-    }
-    Rng rng = Rng::ForStream(static_cast<uint64_t>(o.seed), kTrainStream);
-    const int eval_every = std::max(1, o.steps / 10);
-    const int batch = o.batch_models;
     TrainProgress tp;
-    tp.total_steps = o.steps;
+    tp.total_steps = o.steps * o.members;
     tp.models_total = static_cast<int>(zm.train.size());
-    double running = 0.0;
-    int running_n = 0;
-    for (int step = 0; step < o.steps; ++step) {
-      if (cancel && cancel()) return absl::CancelledError("embedder training cancelled");
-      std::vector<const ModelRecord*> models(batch);
-      for (int b = 0; b < batch; ++b) models[b] = zm.train[rng.NextU64() % zm.train.size()];
-      at::Tensor xt = ToTensor(embed_internal::SampleStratified(zm.source_domain, n, rng), n,
-                               zm.source_in);
-      at::Tensor pts, g;
-      {
-        at::NoGradGuard no_grad;
-        std::tie(pts, g) = embed_internal::SubnetGradients(models, zm.from, zm.to, xt, device);
+    double cloze_sum = 0.0;
+    // Members one after another; member k is what training alone with seed + k would give (the
+    // gradient scale and the validation samples aside, which come from `seed`).
+    for (int member = 0; member < o.members; ++member) {
+      const int64_t seed = MemberSeed(o.seed, member);
+      e->untrained.push_back(EncoderNet::Init(zm.in, zm.out, o.embedding_size, o.hidden, seed));
+      EncoderNet net = e->untrained.back();
+      for (at::Tensor& p : net.params) p = p.clone().set_requires_grad(true);
+      std::vector<at::Tensor> m1, m2;
+      for (const at::Tensor& p : net.params) {
+        m1.push_back(at::zeros_like(p));
+        m2.push_back(at::zeros_like(p));
       }
-      std::vector<float> mask(static_cast<size_t>(batch) * n);
-      const float* gp = g.data_ptr<float>();
-      at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain).contiguous();
-      const float* xp = xs.data_ptr<float>();
-      for (int b = 0; b < batch; ++b) {
-        int groups = 0;
-        std::vector<int> grp =
-            embed_internal::UniqueGradientGroups(gp + int64_t{b} * n * gd, n, gd, &groups);
-        std::vector<float> m =
-            DrawClozeMask(o, grp, groups, xp + int64_t{b} * n * zm.in, zm.in, rng);
-        std::copy(m.begin(), m.end(), mask.begin() + int64_t{b} * n);
-      }
-      at::Tensor mt = ToTensor(mask, batch, n);
-      at::Tensor gs = g / scale;
-      at::Tensor emb = net.Encode(embed_internal::Features(xs, gs, mt), mt);
-      at::Tensor pred = net.Decode(xs, emb);
-      at::Tensor denom = at::clamp_min(mt.sum() * gd, 1.0);
-      at::Tensor loss = ((pred - gs).pow(2).sum(2) * mt).sum() / denom;
-      for (at::Tensor& p : net.params) {
-        if (p.grad().defined()) p.mutable_grad().zero_();
-      }
-      loss.backward();
-      {
-        at::NoGradGuard no_grad;
-        const double lr = o.learning_rate *
-                          (0.05 + 0.95 * (1 + std::cos(M_PI * step / o.steps)) / 2);
-        const double b1 = 0.9, b2 = 0.999, t = step + 1;
-        const double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
-        for (size_t i = 0; i < net.params.size(); ++i) {
-          const at::Tensor& gr = net.params[i].grad();
-          m1[i].mul_(b1).add_(gr, 1 - b1);
-          m2[i].mul_(b2).addcmul_(gr, gr, 1 - b2);
-          net.params[i].sub_(lr * (m1[i] / c1) / ((m2[i] / c2).sqrt() + 1e-8));
+      Rng rng = Rng::ForStream(static_cast<uint64_t>(seed), kTrainStream);
+      const int eval_every = std::max(1, o.steps / 10);
+      const int batch = o.batch_models;
+      double running = 0.0;
+      int running_n = 0;
+      for (int step = 0; step < o.steps; ++step) {
+        if (cancel && cancel()) return absl::CancelledError("embedder training cancelled");
+        std::vector<const ModelRecord*> models(batch);
+        for (int b = 0; b < batch; ++b) models[b] = zm.train[rng.NextU64() % zm.train.size()];
+        at::Tensor xt = ToTensor(embed_internal::SampleStratified(zm.source_domain, n, rng), n,
+                                 zm.source_in);
+        at::Tensor pts, g;
+        {
+          at::NoGradGuard no_grad;
+          std::tie(pts, g) = embed_internal::SubnetGradients(models, zm.from, zm.to, xt, device);
+        }
+        std::vector<float> mask(static_cast<size_t>(batch) * n);
+        const float* gp = g.data_ptr<float>();
+        at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain).contiguous();
+        const float* xp = xs.data_ptr<float>();
+        for (int b = 0; b < batch; ++b) {
+          int groups = 0;
+          std::vector<int> grp =
+              embed_internal::UniqueGradientGroups(gp + int64_t{b} * n * gd, n, gd, &groups);
+          std::vector<float> m =
+              DrawClozeMask(o, grp, groups, xp + int64_t{b} * n * zm.in, zm.in, rng);
+          std::copy(m.begin(), m.end(), mask.begin() + int64_t{b} * n);
+        }
+        at::Tensor mt = ToTensor(mask, batch, n);
+        at::Tensor gs = g / scale;
+        at::Tensor emb = net.Encode(embed_internal::Features(xs, gs, mt), mt);
+        at::Tensor pred = net.Decode(xs, emb);
+        at::Tensor denom = at::clamp_min(mt.sum() * gd, 1.0);
+        at::Tensor loss = ((pred - gs).pow(2).sum(2) * mt).sum() / denom;
+        for (at::Tensor& p : net.params) {
+          if (p.grad().defined()) p.mutable_grad().zero_();
+        }
+        loss.backward();
+        {
+          at::NoGradGuard no_grad;
+          const double lr = o.learning_rate *
+                            (0.05 + 0.95 * (1 + std::cos(M_PI * step / o.steps)) / 2);
+          const double b1 = 0.9, b2 = 0.999, t = step + 1;
+          const double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
+          for (size_t i = 0; i < net.params.size(); ++i) {
+            const at::Tensor& gr = net.params[i].grad();
+            m1[i].mul_(b1).add_(gr, 1 - b1);
+            m2[i].mul_(b2).addcmul_(gr, gr, 1 - b2);
+            net.params[i].sub_(lr * (m1[i] / c1) / ((m2[i] / c2).sqrt() + 1e-8));
+          }
+        }
+        running += loss.item<double>() * scale * scale;
+        ++running_n;
+        if ((step + 1) % eval_every == 0 || step + 1 == o.steps) {
+          tp.step = member * o.steps + step + 1;
+          tp.mean_train_loss = running / running_n;
+          running = 0.0;
+          running_n = 0;
+          const ClozeLosses v = Validate(net, zm, info, device, false);
+          tp.mean_validation_loss = v.model;
+          tp.max_validation_loss = v.model;
+          if (step + 1 == o.steps && member + 1 == o.members) tp.models_done = tp.models_total;
+          if (progress) progress(tp);
         }
       }
-      running += loss.item<double>() * scale * scale;
-      ++running_n;
-      if ((step + 1) % eval_every == 0 || step + 1 == o.steps) {
-        tp.step = step + 1;
-        tp.mean_train_loss = running / running_n;
-        running = 0.0;
-        running_n = 0;
-        const ClozeLosses v = Validate(net, zm, info, device, false);
-        tp.mean_validation_loss = v.model;
-        tp.max_validation_loss = v.model;
-        if (step + 1 == o.steps) tp.models_done = tp.models_total;
-        if (progress) progress(tp);
+      for (at::Tensor& p : net.params) p = p.detach().clone();
+      const ClozeLosses v = Validate(net, zm, info, device, member == 0);
+      cloze_sum += v.model;
+      if (member == 0) {
+        info.mean_gradient_baseline_loss = v.mean;
+        info.interpolation_baseline_loss = v.interp;
       }
+      e->net.push_back(std::move(net));
     }
-    for (at::Tensor& p : net.params) p = p.detach().clone();
-    const ClozeLosses v = Validate(net, zm, info, device, true);
-    info.validation_cloze_loss = v.model;
-    info.mean_gradient_baseline_loss = v.mean;
-    info.interpolation_baseline_loss = v.interp;
+    info.validation_cloze_loss = cloze_sum / o.members;  // the members' mean
     info.create_time_ms = NowMs();
-    e->net = std::move(net);
     e->serial = next_serial++;
     return e;
   });
@@ -792,10 +818,13 @@ absl::Status EmbedderRegistry::ValidateEmbed(const Engine& engine, const std::st
         "models: at most ", options_.max_models_per_call, " per call, got ", models,
         "; split the request"));
   }
-  const int64_t cost = models * q.samples * e->info.options.points_per_sample;
+  // Each member encodes every point: an embedder of several members costs as many times more.
+  const int members = e->info.options.members;
+  const int64_t cost = models * q.samples * e->info.options.points_per_sample * members;
   if (cost > engine.options().max_points_per_query) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "models x samples x points_per_sample = ", cost, " exceeds the server's limit of ",
+        "models x samples x points_per_sample", members > 1 ? " x members" : "", " = ", cost,
+        " exceeds the server's limit of ",
         engine.options().max_points_per_query, "; use fewer models per call or fewer samples"));
   }
   if (q.from_layer < -1 || q.from_layer > MlpSpec::kMaxLayers) {
@@ -819,7 +848,7 @@ absl::StatusOr<std::vector<float>> EmbedderRegistry::EmbedWith(const Engine& eng
                                                                const Loaded& e, bool untrained,
                                                                const EmbedQuery& q,
                                                                const CancelFn& cancel) {
-  const int dim = e.info.options.embedding_size;
+  const int dim = EmbeddingDim(e.info.options);
   const std::string key_id = absl::StrCat(e.info.id, "#", e.serial, untrained ? "#u" : "");
   std::vector<std::shared_ptr<const Zoo>> keep;
   std::vector<const ModelRecord*> records;
@@ -846,7 +875,7 @@ absl::StatusOr<std::vector<float>> EmbedderRegistry::EmbedWith(const Engine& eng
     }
   }
   if (missing.empty()) return out;
-  const EncoderNet& net = untrained ? e.untrained : e.net;
+  const std::vector<EncoderNet>& nets = untrained ? e.untrained : e.net;
   const int n = e.info.options.points_per_sample;
   const int source_in = static_cast<int>(e.info.source_domain.size());
   RETURN_IF_ERROR(GuardTorch("embed", [&]() -> absl::Status {
@@ -866,8 +895,11 @@ absl::StatusOr<std::vector<float>> EmbedderRegistry::EmbedWith(const Engine& eng
                                  n, source_in);
         auto [pts, g] = embed_internal::SubnetGradients(chunk, from, to, xt, device);
         at::Tensor xs = embed_internal::ScaleInputs(pts, e.info.domain);
-        acc += net.Encode(embed_internal::Features(xs, g / e.info.gradient_scale,
-                                                   at::zeros({c, n}, at::kFloat)));
+        at::Tensor feat = embed_internal::Features(xs, g / e.info.gradient_scale,
+                                                   at::zeros({c, n}, at::kFloat));
+        std::vector<at::Tensor> members;  // side by side
+        for (const EncoderNet& net : nets) members.push_back(net.Encode(feat));
+        acc += members.size() == 1 ? members.front() : at::cat(members, 1);
       }
       acc = (acc / q.samples).contiguous();
       const float* p = acc.data_ptr<float>();
@@ -931,7 +963,7 @@ absl::StatusOr<std::vector<EmbedNeighbor>> EmbedderRegistry::FindNeighbors(
   }
   RETURN_IF_ERROR(ValidateEmbed(engine, id, eq));
   ASSIGN_OR_RETURN(std::vector<float> emb, EmbedWith(engine, *e, false, eq, cancel));
-  const int dim = e->info.options.embedding_size;
+  const int dim = EmbeddingDim(e->info.options);
   std::vector<std::pair<double, size_t>> sims;
   for (size_t i = 1; i < eq.models.size(); ++i) {
     sims.emplace_back(-Cosine(emb.data(), emb.data() + i * dim, dim), i);
@@ -1009,7 +1041,7 @@ absl::StatusOr<std::vector<ProbeScore>> EmbedderRegistry::Probe(const Engine& en
   };
   for (bool untrained : {false, true}) {
     ProbeData d = base;
-    d.dim = e->info.options.embedding_size;
+    d.dim = EmbeddingDim(e->info.options);
     ASSIGN_OR_RETURN(d.train_x, EmbedWith(engine, *e, untrained, tq, cancel));
     ASSIGN_OR_RETURN(d.val_x, EmbedWith(engine, *e, untrained, vq, cancel));
     RETURN_IF_ERROR(score(untrained ? "untrained_encoder" : "embedding", std::move(d)));

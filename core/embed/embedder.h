@@ -105,7 +105,16 @@ struct EmbedderOptions {
   // to_layer 0 = the output.
   int from_layer = 0;
   int to_layer = 0;
+  // Members, [1, 8]: encoders trained one after another, member k as a single embedder with
+  // seed + k would be (the gradient scale and validation samples come from `seed`); the
+  // embedding is theirs side by side, members * embedding_size wide. It averages out one
+  // embedder's seed noise, which on close families is as large as what training adds
+  // (core/embed/README.md). Training and lookups cost `members` times more.
+  int members = 1;
 };
+
+// Width of the embeddings: members * embedding_size.
+inline int EmbeddingDim(const EmbedderOptions& o) { return o.members * o.embedding_size; }
 
 // INVALID_ARGUMENT naming the field.
 absl::Status ValidateEmbedderOptions(const EmbedderOptions& o);

@@ -99,6 +99,15 @@ grep -q "mask groups" "$WORK/pg.out"; check "embedder train --mask-shape groups"
 $CLI embedder train pb --zoo polyz --mask-shape blobs >/dev/null 2>"$WORK/err"
 [[ $? -eq 2 ]] && grep -q -- "--mask-shape" "$WORK/err"; check "--mask-shape blobs is a usage error" $?
 $CLI embedder delete pg >/dev/null; check "embedder delete" $?
+$CLI embedder train pm --zoo polyz --steps 5 --members 2 --seed 4 --wait >"$WORK/pm.out" 2>&1 &&
+  grep -q "members 2 (seeds 4..5), embeddings 64 wide" "$WORK/pm.out"
+check "embedder train --members 2" $?
+$CLI --json embed pm polyz/m0000 | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin)["embeddings"]; assert len(e[0]["embedding"]) == 64, e'
+check "embed with 2 members: 2 x 32 numbers" $?
+$CLI --json embedder get pm | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["members"] == 2 and d["embedding_size"] == 32, d'
+check "embedder get --json reports members" $?
+$CLI embedder delete pm >/dev/null
+expect_error "embedder train --members 9" INVALID_ARGUMENT embedder train pn --zoo polyz --members 9
 $CLI --json embed pe polyz/m0000 polyz/m0001 | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin)["embeddings"]; assert [x["model"] for x in e] == ["zoos/polyz/models/m0000", "zoos/polyz/models/m0001"] and len(e[0]["embedding"]) == 32, e'
 check "embed --json" $?
 $CLI --json neighbors pe polyz/m0000 --k 2 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); n=d["neighbors"]; assert len(n) == 2 and n[0]["similarity"] >= n[1]["similarity"], d'

@@ -523,6 +523,18 @@ class EmbeddingTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             CLIENT.train_embedder("pe-bad", ["px"], mask_shape="blobs")
 
+    def test_members_sit_side_by_side(self):
+        self.assertEqual(CLIENT.embedder("pe").members, 1)
+        CLIENT.train_embedder("pe-m2", ["px"], steps=5, seed=3,
+                              members=2).wait(progress=False, timeout=300)
+        e = CLIENT.embedder("pe-m2")
+        self.assertEqual(e.members, 2)
+        v = CLIENT.embed("pe-m2", self.models[:3])
+        self.assertEqual(v.shape, (3, 2 * e.embedding_size))
+        self.assertFalse(np.array_equal(v[:, :e.embedding_size], v[:, e.embedding_size:]))
+        with self.assertRaises(gradzoo.InvalidArgumentError):
+            CLIENT.train_embedder("pe-m9", ["px"], members=9)
+
     def test_embed_is_deterministic_and_neighbours_are_cosine(self):
         v = CLIENT.embed("pe", self.models, seed=11)
         self.assertEqual(v.shape, (18, CLIENT.embedder("pe").embedding_size))

@@ -266,6 +266,25 @@ TEST_F(EmbeddingServiceTest, ErrorsCarryTheRightCodes) {
   EXPECT_EQ(e2.mask_shape(), v1::MASK_SHAPE_GROUPS);
   EXPECT_THAT(emb_->CreateEmbedderTrainingJob(Work("e2", 5)),
               StatusIs(absl::StatusCode::kAlreadyExists, _));
+  // Members: reported, and the lookups and probes are members x embedding_size wide.
+  bad = Work("e3", 5);
+  bad.set_members(9);
+  EXPECT_THAT(emb_->CreateEmbedderTrainingJob(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("members")));
+  v1::EmbedderTraining two = Work("e3", 5);
+  two.set_members(2);
+  ASSERT_OK_AND_ASSIGN(job, emb_->CreateEmbedderTrainingJob(two));
+  ASSERT_OK_AND_ASSIGN(job, client_->WaitForJob(job.name(), {}));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.progress().total_steps(), 10);
+  ASSERT_OK_AND_ASSIGN(v1::Embedder e3, emb_->GetEmbedder("embedders/e3"));
+  EXPECT_EQ(e3.members(), 2);
+  EXPECT_EQ(e2.members(), 1);
+  ASSERT_OK_AND_ASSIGN(client::FloatArray wide,
+                       emb_->EmbedModels("embedders/e3", {"zoos/poly/models/m0000"}));
+  EXPECT_EQ(wide.shape, (std::vector<int64_t>{1, 2 * e3.embedding_size()}));
+  ASSERT_OK_AND_ASSIGN(auto probe, emb_->RunProbe("embedders/e3", {"zoos/poly"}, "label"));
+  EXPECT_EQ(probe.size(), 4u);
   EXPECT_THAT(emb_->EmbedModels("embedders/e2", {"bad"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("models")));
   EXPECT_THAT(emb_->EmbedModels("embedders/e2", {"zoos/poly/models/zz"}),
