@@ -736,9 +736,10 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
     EXPECT_GE(mean_knn[0], 0.90);
     EXPECT_GE(mean_linear[0], mean_linear[1] - 0.02);
     EXPECT_GE(mean_knn[0], mean_knn[1] - 0.02);
-    // Not a served embedder, a measurement for what could be one: the three embeddings side by
-    // side (48 dimensions) against the three untrained encoders side by side. Averaged over
-    // embedders, the seed-to-seed noise that hides the learned embedding's lead goes down.
+    // The three embeddings side by side (48 dimensions) against the three untrained encoders
+    // side by side: 1.000 / 0.950 / 3.57 against 1.000 / 0.930 / 2.12 here, but independent
+    // draws of that comparison (the members below, core/embed/README.md) tie on the mean, so
+    // only >= 0.90 is asserted.
     ProbeAccuracy joint[2];
     for (bool untrained : {false, true}) {
       ASSERT_OK_AND_ASSIGN(ProbeData d,
@@ -752,15 +753,13 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
     }
     EXPECT_GE(joint[0].linear, 0.90);
     EXPECT_GE(joint[0].knn, 0.90);
-    EXPECT_GE(joint[0].knn, joint[1].knn);
-    EXPECT_GE(joint[0].separation, 1.2 * joint[1].separation);
 
     // The served form of that: one embedder of three members (seeds 1, 2, 3), whose probe
     // compares it with its three untrained encoders side by side. Its members 2 and 3 take the
     // gradient scale of seed 1, so they are other draws than embedders trained alone with seeds
-    // 2 and 3, and this draw leads on separation only (2.31 against 2.08; 5-NN 0.91 against
-    // 0.93): what is asserted is what held for every embedder of two or more members measured
-    // (core/embed/README.md), >= 0.90 and separation ahead.
+    // 2 and 3. This draw: 0.990 / 0.910 / 2.31 against 1.000 / 0.930 / 2.08. Over four such
+    // draws (core/embed/README.md) members are more accurate than one encoder but tie as many
+    // untrained encoders; asserted is what held for all four: >= 0.90 on both probes.
     EmbedderOptions members = HardestOptions(1);
     members.members = 3;
     ASSERT_OK(registry->Train(*engine, "hardest-m3", {"hardest"}, members, {}, {}).status());
@@ -773,7 +772,6 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
     }
     EXPECT_GE(ms[0].linear_accuracy, 0.90);
     EXPECT_GE(ms[0].knn_accuracy, 0.90);
-    EXPECT_GT(ms[0].separation, ms[3].separation);
   }
   std::printf("[%.0fs] done\n", Seconds(t0));
   std::filesystem::remove_all(dir);
