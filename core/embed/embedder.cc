@@ -411,6 +411,91 @@ ClozeLosses Validate(const EncoderNet& net, const ZooModels& zm, const EmbedderI
   return l;
 }
 
+// Cloze training of one encoder from `init` (member `member` of info.options.members, seed
+// `seed`), reporting into *tp (steps counted across the members). Returns the trained weights.
+absl::StatusOr<EncoderNet> TrainEncoder(const EncoderNet& init, int64_t seed, int member,
+                                        const ZooModels& zm, const EmbedderInfo& info,
+                                        const at::Device& device, TrainProgress* tp,
+                                        const ProgressFn& progress, const CancelFn& cancel) {
+  const EmbedderOptions& o = info.options;
+  const double scale = info.gradient_scale;
+  const int n = o.points_per_sample, gd = zm.in * zm.out;
+  EncoderNet net = init;
+  for (at::Tensor& p : net.params) p = p.clone().set_requires_grad(true);
+  std::vector<at::Tensor> m1, m2;
+  for (const at::Tensor& p : net.params) {
+    m1.push_back(at::zeros_like(p));
+    m2.push_back(at::zeros_like(p));
+  }
+  Rng rng = Rng::ForStream(static_cast<uint64_t>(seed), kTrainStream);
+  const int eval_every = std::max(1, o.steps / 10);
+  const int batch = o.batch_models;
+  double running = 0.0;
+  int running_n = 0;
+  for (int step = 0; step < o.steps; ++step) {
+    if (cancel && cancel()) return absl::CancelledError("embedder training cancelled");
+    std::vector<const ModelRecord*> models(batch);
+    for (int b = 0; b < batch; ++b) models[b] = zm.train[rng.NextU64() % zm.train.size()];
+    at::Tensor xt = ToTensor(embed_internal::SampleStratified(zm.source_domain, n, rng), n,
+                             zm.source_in);
+    at::Tensor pts, g;
+    {
+      at::NoGradGuard no_grad;
+      std::tie(pts, g) = embed_internal::SubnetGradients(models, zm.from, zm.to, xt, device);
+    }
+    std::vector<float> mask(static_cast<size_t>(batch) * n);
+    const float* gp = g.data_ptr<float>();
+    at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain).contiguous();
+    const float* xp = xs.data_ptr<float>();
+    for (int b = 0; b < batch; ++b) {
+      int groups = 0;
+      std::vector<int> grp =
+          embed_internal::UniqueGradientGroups(gp + int64_t{b} * n * gd, n, gd, &groups);
+      std::vector<float> m =
+          DrawClozeMask(o, grp, groups, xp + int64_t{b} * n * zm.in, zm.in, rng);
+      std::copy(m.begin(), m.end(), mask.begin() + int64_t{b} * n);
+    }
+    at::Tensor mt = ToTensor(mask, batch, n);
+    at::Tensor gs = g / scale;
+    at::Tensor emb = net.Encode(embed_internal::Features(xs, gs, mt), mt);
+    at::Tensor pred = net.Decode(xs, emb);
+    at::Tensor denom = at::clamp_min(mt.sum() * gd, 1.0);
+    at::Tensor loss = ((pred - gs).pow(2).sum(2) * mt).sum() / denom;
+    for (at::Tensor& p : net.params) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    loss.backward();
+    {
+      at::NoGradGuard no_grad;
+      const double lr = o.learning_rate *
+                        (0.05 + 0.95 * (1 + std::cos(M_PI * step / o.steps)) / 2);
+      const double b1 = 0.9, b2 = 0.999, t = step + 1;
+      const double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
+      for (size_t i = 0; i < net.params.size(); ++i) {
+        const at::Tensor& gr = net.params[i].grad();
+        m1[i].mul_(b1).add_(gr, 1 - b1);
+        m2[i].mul_(b2).addcmul_(gr, gr, 1 - b2);
+        net.params[i].sub_(lr * (m1[i] / c1) / ((m2[i] / c2).sqrt() + 1e-8));
+      }
+    }
+    running += loss.item<double>() * scale * scale;
+    ++running_n;
+    if ((step + 1) % eval_every == 0 || step + 1 == o.steps) {
+      tp->step = member * o.steps + step + 1;
+      tp->mean_train_loss = running / running_n;
+      running = 0.0;
+      running_n = 0;
+      const ClozeLosses v = Validate(net, zm, info, device, false);
+      tp->mean_validation_loss = v.model;
+      tp->max_validation_loss = v.model;
+      if (step + 1 == o.steps && member + 1 == o.members) tp->models_done = tp->models_total;
+      if (progress) progress(*tp);
+    }
+  }
+  for (at::Tensor& p : net.params) p = p.detach().clone();
+  return net;
+}
+
 // Of the sub-network's layers (to 0 = the output).
 std::vector<float> WeightStats(const ModelRecord& m, int from, int to) {
   std::vector<float> f;
@@ -655,7 +740,6 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
   ASSIGN_OR_RETURN(ZooModels zm, CollectZoos(engine, zoos, "zoos", o.from_layer, o.to_layer));
   auto trained = GuardTorch("train embedder", [&]() -> absl::StatusOr<std::shared_ptr<Loaded>> {
     const at::Device device = ToAtDevice(options_.device);
-    const int n = o.points_per_sample, gd = zm.in * zm.out;
     auto e = std::make_shared<Loaded>();
     EmbedderInfo& info = e->info;
     info.id = id;
@@ -687,7 +771,6 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
         }
       }
     }
-    const double scale = info.gradient_scale;
     TrainProgress tp;
     tp.total_steps = o.steps * o.members;
     tp.models_total = static_cast<int>(zm.train.size());
@@ -697,79 +780,9 @@ absl::StatusOr<EmbedderInfo> EmbedderRegistry::Train(const Engine& engine, const
     for (int member = 0; member < o.members; ++member) {
       const int64_t seed = MemberSeed(o.seed, member);
       e->untrained.push_back(EncoderNet::Init(zm.in, zm.out, o.embedding_size, o.hidden, seed));
-      EncoderNet net = e->untrained.back();
-      for (at::Tensor& p : net.params) p = p.clone().set_requires_grad(true);
-      std::vector<at::Tensor> m1, m2;
-      for (const at::Tensor& p : net.params) {
-        m1.push_back(at::zeros_like(p));
-        m2.push_back(at::zeros_like(p));
-      }
-      Rng rng = Rng::ForStream(static_cast<uint64_t>(seed), kTrainStream);
-      const int eval_every = std::max(1, o.steps / 10);
-      const int batch = o.batch_models;
-      double running = 0.0;
-      int running_n = 0;
-      for (int step = 0; step < o.steps; ++step) {
-        if (cancel && cancel()) return absl::CancelledError("embedder training cancelled");
-        std::vector<const ModelRecord*> models(batch);
-        for (int b = 0; b < batch; ++b) models[b] = zm.train[rng.NextU64() % zm.train.size()];
-        at::Tensor xt = ToTensor(embed_internal::SampleStratified(zm.source_domain, n, rng), n,
-                                 zm.source_in);
-        at::Tensor pts, g;
-        {
-          at::NoGradGuard no_grad;
-          std::tie(pts, g) = embed_internal::SubnetGradients(models, zm.from, zm.to, xt, device);
-        }
-        std::vector<float> mask(static_cast<size_t>(batch) * n);
-        const float* gp = g.data_ptr<float>();
-        at::Tensor xs = embed_internal::ScaleInputs(pts, info.domain).contiguous();
-        const float* xp = xs.data_ptr<float>();
-        for (int b = 0; b < batch; ++b) {
-          int groups = 0;
-          std::vector<int> grp =
-              embed_internal::UniqueGradientGroups(gp + int64_t{b} * n * gd, n, gd, &groups);
-          std::vector<float> m =
-              DrawClozeMask(o, grp, groups, xp + int64_t{b} * n * zm.in, zm.in, rng);
-          std::copy(m.begin(), m.end(), mask.begin() + int64_t{b} * n);
-        }
-        at::Tensor mt = ToTensor(mask, batch, n);
-        at::Tensor gs = g / scale;
-        at::Tensor emb = net.Encode(embed_internal::Features(xs, gs, mt), mt);
-        at::Tensor pred = net.Decode(xs, emb);
-        at::Tensor denom = at::clamp_min(mt.sum() * gd, 1.0);
-        at::Tensor loss = ((pred - gs).pow(2).sum(2) * mt).sum() / denom;
-        for (at::Tensor& p : net.params) {
-          if (p.grad().defined()) p.mutable_grad().zero_();
-        }
-        loss.backward();
-        {
-          at::NoGradGuard no_grad;
-          const double lr = o.learning_rate *
-                            (0.05 + 0.95 * (1 + std::cos(M_PI * step / o.steps)) / 2);
-          const double b1 = 0.9, b2 = 0.999, t = step + 1;
-          const double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
-          for (size_t i = 0; i < net.params.size(); ++i) {
-            const at::Tensor& gr = net.params[i].grad();
-            m1[i].mul_(b1).add_(gr, 1 - b1);
-            m2[i].mul_(b2).addcmul_(gr, gr, 1 - b2);
-            net.params[i].sub_(lr * (m1[i] / c1) / ((m2[i] / c2).sqrt() + 1e-8));
-          }
-        }
-        running += loss.item<double>() * scale * scale;
-        ++running_n;
-        if ((step + 1) % eval_every == 0 || step + 1 == o.steps) {
-          tp.step = member * o.steps + step + 1;
-          tp.mean_train_loss = running / running_n;
-          running = 0.0;
-          running_n = 0;
-          const ClozeLosses v = Validate(net, zm, info, device, false);
-          tp.mean_validation_loss = v.model;
-          tp.max_validation_loss = v.model;
-          if (step + 1 == o.steps && member + 1 == o.members) tp.models_done = tp.models_total;
-          if (progress) progress(tp);
-        }
-      }
-      for (at::Tensor& p : net.params) p = p.detach().clone();
+      ASSIGN_OR_RETURN(EncoderNet net,
+                       TrainEncoder(e->untrained.back(), seed, member, zm, info, device, &tp,
+                                    progress, cancel));
       const ClozeLosses v = Validate(net, zm, info, device, member == 0);
       cloze_sum += v.model;
       if (member == 0) {
