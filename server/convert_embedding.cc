@@ -178,6 +178,8 @@ void ProbeScoresToProto(const std::vector<core::ProbeScore>& s, v1::RunProbeResp
     p->set_linear_accuracy(x.linear_accuracy);
     p->set_knn_accuracy(x.knn_accuracy);
     p->set_separation(x.separation);
+    p->set_linear_p_value(x.linear_p_value);
+    p->set_knn_p_value(x.knn_p_value);
     p->set_classes(x.classes);
     p->set_train_models(x.train_models);
     p->set_validation_models(x.validation_models);

@@ -189,12 +189,20 @@ absl::Status Probe(Context& c) {
     std::cout << ToJson(out);
     return absl::OkStatus();
   }
-  std::cout << "representation       linear    k-NN  separation   (validation models, classes)\n";
+  // p: exact McNemar tests against the embedding's row (proto ProbeScores.linear_p_value).
+  std::cout << "representation       linear    k-NN  separation  p(linear)  p(k-NN)   "
+               "(validation models, classes)\n";
   for (const v1::ProbeScores& s : *r) {
-    std::cout << absl::StrFormat("%-20s %6.3f  %6.3f  %10.3f   (%d, %d)\n", s.representation(),
-                                 s.linear_accuracy(), s.knn_accuracy(), s.separation(),
-                                 s.validation_models(), s.classes());
+    const bool own = &s == &r->front();
+    std::cout << absl::StrFormat(
+        "%-20s %6.3f  %6.3f  %10.3f  %9s  %7s   (%d, %d)\n", s.representation(),
+        s.linear_accuracy(), s.knn_accuracy(), s.separation(),
+        own ? "-" : absl::StrFormat("%.3g", s.linear_p_value()),
+        own ? "-" : absl::StrFormat("%.3g", s.knn_p_value()), s.validation_models(),
+        s.classes());
   }
+  std::cout << "p: how likely a gap this size is by chance alone (exact McNemar test against the "
+               "embedding on the same validation models)\n";
   return absl::OkStatus();
 }
 

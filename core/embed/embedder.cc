@@ -1038,14 +1038,18 @@ absl::StatusOr<std::vector<ProbeScore>> EmbedderRegistry::Probe(const Engine& en
   RETURN_IF_ERROR(ValidateEmbed(engine, id, tq));
   RETURN_IF_ERROR(ValidateEmbed(engine, id, vq));
   std::vector<ProbeScore> scores;
+  ProbeAccuracy learned;  // the embedding's, scored first: the other rows are tested against it
   auto score = [&](const std::string& name, ProbeData d) -> absl::Status {
     if (cancel && cancel()) return absl::CancelledError("probe cancelled");
     ASSIGN_OR_RETURN(ProbeAccuracy acc, RunProbes(d, query.k));
+    if (scores.empty()) learned = acc;
     ProbeScore s;
     s.representation = name;
     s.linear_accuracy = acc.linear;
     s.knn_accuracy = acc.knn;
     s.separation = acc.separation;
+    ASSIGN_OR_RETURN(s.linear_p_value, PairedP(learned.linear_correct, acc.linear_correct));
+    ASSIGN_OR_RETURN(s.knn_p_value, PairedP(learned.knn_correct, acc.knn_correct));
     s.train_models = static_cast<int64_t>(d.train_y.size());
     s.validation_models = static_cast<int64_t>(d.val_y.size());
     s.classes = d.classes;

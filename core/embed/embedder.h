@@ -180,6 +180,11 @@ struct ProbeScore {
   double linear_accuracy = 0.0;
   double knn_accuracy = 0.0;
   double separation = 0.0;  // core/embed/probe.h defines it
+  // Whether this representation's accuracies differ from the learned embedding's by more than
+  // chance: exact two-sided McNemar tests (probe.h's McNemarP) on the validation models that
+  // the two classify differently. 1 for the embedding's own row.
+  double linear_p_value = 1.0;
+  double knn_p_value = 1.0;
   int64_t train_models = 0;
   int64_t validation_models = 0;
   int classes = 0;

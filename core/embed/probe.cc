@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <numeric>
 
@@ -45,9 +46,10 @@ double Cosine(const float* a, const float* b, int dim) {
 
 namespace {
 
-// Softmax regression by Nesterov-accelerated gradient descent; returns validation accuracy.
-double LinearProbe(const ProbeData& d, const std::vector<float>& tx, const std::vector<float>& vx,
-                   double l2, int iterations) {
+// Softmax regression by Nesterov-accelerated gradient descent; returns, per validation row,
+// whether it is classified right.
+std::vector<uint8_t> LinearProbe(const ProbeData& d, const std::vector<float>& tx,
+                                 const std::vector<float>& vx, double l2, int iterations) {
   const int dim = d.dim, c = d.classes;
   const int64_t n = static_cast<int64_t>(d.train_y.size());
   const int stride = dim + 1;  // weights then bias per class
@@ -89,7 +91,7 @@ double LinearProbe(const ProbeData& d, const std::vector<float>& tx, const std::
     }
   }
   const int64_t m = static_cast<int64_t>(d.val_y.size());
-  int64_t correct = 0;
+  std::vector<uint8_t> correct(m, 0);
   for (int64_t i = 0; i < m; ++i) {
     const float* f = vx.data() + i * dim;
     int best = 0;
@@ -103,17 +105,18 @@ double LinearProbe(const ProbeData& d, const std::vector<float>& tx, const std::
         best = k;
       }
     }
-    if (best == d.val_y[i]) ++correct;
+    correct[i] = best == d.val_y[i];
   }
-  return static_cast<double>(correct) / static_cast<double>(m);
+  return correct;
 }
 
-double KnnProbe(const ProbeData& d, const std::vector<float>& tx, const std::vector<float>& vx,
-                int k) {
+// Per validation row, whether its k cosine-nearest training rows vote for its class.
+std::vector<uint8_t> KnnProbe(const ProbeData& d, const std::vector<float>& tx,
+                              const std::vector<float>& vx, int k) {
   const int64_t n = static_cast<int64_t>(d.train_y.size());
   const int64_t m = static_cast<int64_t>(d.val_y.size());
   const int kk = static_cast<int>(std::min<int64_t>(k, n));
-  int64_t correct = 0;
+  std::vector<uint8_t> correct(m, 0);
   std::vector<std::pair<double, int64_t>> sims(n);
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t t = 0; t < n; ++t) {
@@ -126,9 +129,14 @@ double KnnProbe(const ProbeData& d, const std::vector<float>& tx, const std::vec
     for (int c = 1; c < d.classes; ++c) {
       if (votes[c] > votes[best]) best = c;
     }
-    if (best == d.val_y[i]) ++correct;
+    correct[i] = best == d.val_y[i];
   }
-  return static_cast<double>(correct) / static_cast<double>(m);
+  return correct;
+}
+
+double Fraction(const std::vector<uint8_t>& correct) {
+  const int64_t right = std::accumulate(correct.begin(), correct.end(), int64_t{0});
+  return static_cast<double>(right) / static_cast<double>(correct.size());
 }
 
 double Separation(const ProbeData& d, const std::vector<float>& tx, const std::vector<float>& vx) {
@@ -194,10 +202,39 @@ absl::StatusOr<ProbeAccuracy> RunProbes(const ProbeData& data, int k, double l2,
   std::vector<float> tx = data.train_x, vx = data.val_x;
   Standardise(data.dim, &tx, &vx);
   ProbeAccuracy acc;
-  acc.linear = LinearProbe(data, tx, vx, l2, iterations);
-  acc.knn = KnnProbe(data, tx, vx, k);
+  acc.linear_correct = LinearProbe(data, tx, vx, l2, iterations);
+  acc.knn_correct = KnnProbe(data, tx, vx, k);
+  acc.linear = Fraction(acc.linear_correct);
+  acc.knn = Fraction(acc.knn_correct);
   acc.separation = Separation(data, tx, vx);
   return acc;
+}
+
+double McNemarP(int64_t only_a, int64_t only_b) {
+  const int64_t n = only_a + only_b;
+  if (n == 0) return 1.0;
+  // 2 P(X <= min) for X ~ Binomial(n, 1/2): terms C(n, i) / 2^n from logs, summed in order.
+  const int64_t lo = std::min(only_a, only_b);
+  const double log_half_n = static_cast<double>(n) * std::log(0.5);
+  double tail = 0.0;
+  for (int64_t i = 0; i <= lo; ++i) {
+    tail += std::exp(std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0) +
+                     log_half_n);
+  }
+  return std::min(1.0, 2.0 * tail);
+}
+
+absl::StatusOr<double> PairedP(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  if (a.size() != b.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "paired test: ", a.size(), " against ", b.size(), " rows (score the same rows)"));
+  }
+  int64_t only_a = 0, only_b = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    only_a += a[i] && !b[i];
+    only_b += b[i] && !a[i];
+  }
+  return McNemarP(only_a, only_b);
 }
 
 }  // namespace gradzoo::core

@@ -53,11 +53,24 @@ struct ProbeAccuracy {
   double linear = 0.0;
   double knn = 0.0;
   double separation = 0.0;
+  // Per validation row (ProbeData order): 1 where that probe classifies it right. Two
+  // representations scored on the same rows are compared with PairedP.
+  std::vector<uint8_t> linear_correct, knn_correct;
 };
 
 // INVALID_ARGUMENT for inconsistent sizes, no training or validation rows, or k < 1.
 absl::StatusOr<ProbeAccuracy> RunProbes(const ProbeData& data, int k, double l2 = 1e-3,
                                         int iterations = 500);
+
+// Exact two-sided McNemar test: of the rows on which two classifiers disagree, `only_a` are
+// right only for the first, `only_b` only for the second. Under "equally accurate" each such
+// row goes either way with probability 1/2, so p = min(1, 2 P(X <= min(only_a, only_b))) with
+// X ~ Binomial(only_a + only_b, 1/2); 1 when they never disagree. A small p says the
+// accuracies differ by more than which rows happened to be held out explains.
+double McNemarP(int64_t only_a, int64_t only_b);
+// McNemarP of two per-row correctness vectors (ProbeAccuracy::linear_correct, knn_correct) of
+// the same rows; INVALID_ARGUMENT when their lengths differ.
+absl::StatusOr<double> PairedP(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b);
 
 // Standardises both row sets in place with the training rows' column statistics.
 void Standardise(int dim, std::vector<float>* train_x, std::vector<float>* val_x);

@@ -8,8 +8,9 @@
 #      that zoo (embed_test.cc's HardestOptions: 192 points, size 16, hidden 48, 3600 steps,
 #      lr 3e-3, span masks of rate 0.3), then `gradzoo probe --target label`;
 #   3. a table: linear / 5-NN / separation of the learned embedding against the untrained
-#      encoder (same architecture, the seed's initial weights) and the gradient profile, with
-#      means over the seeds.
+#      encoder (same architecture, the seed's initial weights), the McNemar p-values of that
+#      comparison (`gradzoo probe`: below 0.05 the accuracy gap is unlikely to be chance) and
+#      the gradient profile, with means over the seeds.
 #   usage: tests/bench/embed_hard_sweep.sh [BUILD_DIR=build] [SIMILARITY=0.95]
 #            [EMBEDDER_SEEDS=1,2,3,4,5] [ZOO_SEEDS=50] [STEPS=3600] [MEMBERS=1]
 # With MEMBERS > 1 each embedder has that many members (--members; seeds N..N+MEMBERS-1) and
@@ -43,8 +44,8 @@ $CLI train hard --task poly1d --families 10 --similarity "$SIMILARITY" --family-
   { cat "$WORK/zoo.txt"; exit 1; }
 echo "   trained in $((SECONDS - start)) s"
 
-printf '%-5s %-22s %-22s %-22s %s\n' seed "learned lin/kNN/sep" "untrained lin/kNN/sep" \
-  "profile lin/kNN/sep" "cloze"
+printf '%-5s %-22s %-22s %-16s %-22s %s\n' seed "learned lin/kNN/sep" "untrained lin/kNN/sep" \
+  "p lin/kNN" "profile lin/kNN/sep" "cloze"
 for seed in ${EMBEDDER_SEEDS//,/ }; do
   $CLI embedder train "hard-e$seed" --zoo hard --points 192 --size 16 --hidden 48 \
     --steps "$STEPS" --lr 0.003 --batch-models 32 --mask-rate 0.3 --mask-shape spans \
@@ -53,8 +54,9 @@ for seed in ${EMBEDDER_SEEDS//,/ }; do
   cloze=$(sed -n 's/.*validation cloze MSE \([0-9.e+-]*\).*/\1/p' "$WORK/train$seed.txt")
   $CLI probe "hard-e$seed" --zoo hard --target label >"$WORK/probe$seed.txt"
   row() { awk -v r="$1" '$1 == r { printf "%.3f / %.3f / %.3f", $2, $3, $4 }' "$WORK/probe$seed.txt"; }
-  printf '%-5s %-22s %-22s %-22s %s\n' "$seed" "$(row embedding)" "$(row untrained_encoder)" \
-    "$(row gradient_profile)" "$cloze"
+  pvalues=$(awk '$1 == "untrained_encoder" { printf "%s / %s", $5, $6 }' "$WORK/probe$seed.txt")
+  printf '%-5s %-22s %-22s %-16s %-22s %s\n' "$seed" "$(row embedding)" "$(row untrained_encoder)" \
+    "$pvalues" "$(row gradient_profile)" "$cloze"
   awk -v s="$seed" '$1 ~ /^(embedding|untrained_encoder)$/ { print s, $1, $2, $3, $4 }' \
     "$WORK/probe$seed.txt" >>"$WORK/all.txt"
 done

@@ -512,6 +512,52 @@ TEST(EmbedPiecesTest, SeparationClosedForm) {
   EXPECT_NEAR(acc.separation, 4.0, 1e-12);
 }
 
+TEST(EmbedPiecesTest, McNemarMatchesExactBinomialSums) {
+  // References: min(1, 2 sum_{i <= min(a, b)} C(a + b, i) / 2^(a + b)) in Python's exact
+  // integers (fractions.Fraction, math.comb), rounded to double.
+  struct Case {
+    int64_t a, b;
+    double p;
+  };
+  for (const Case& c : std::vector<Case>{{0, 0, 1.0},
+                                         {0, 5, 0.0625},
+                                         {1, 9, 0.021484375},
+                                         {9, 1, 0.021484375},
+                                         {5, 5, 1.0},
+                                         {3, 4, 1.0},
+                                         {2, 0, 0.5},
+                                         {40, 65, 0.01874091540825805},
+                                         {0, 60, 1.734723475976807e-18},
+                                         {300, 360, 0.02157234823197102},
+                                         {1000, 1100, 0.030720707864242296}}) {
+    EXPECT_NEAR(McNemarP(c.a, c.b), c.p, 1e-9 * c.p) << c.a << " " << c.b;
+  }
+  // Only the rows on which the two disagree count: one right only for a, four only for b.
+  const std::vector<uint8_t> a = {1, 1, 0, 1, 0, 0, 0, 1, 0};
+  const std::vector<uint8_t> b = {1, 0, 0, 1, 1, 1, 1, 1, 1};
+  ASSERT_OK_AND_ASSIGN(double p, PairedP(a, b));
+  EXPECT_DOUBLE_EQ(p, 2.0 * (1 + 5) / 32);  // C(5, 0) + C(5, 1) over 2^5, twice: 0.375
+  EXPECT_THAT(PairedP(a, {1, 0}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                           HasSubstr("same rows")));
+}
+
+TEST(EmbedPiecesTest, ProbesReportWhichRowsTheyGetRight) {
+  // 1-D, classes 0 (training rows -2, -2) and 1 (2, 2): both probes put a row in the class on
+  // its side of 0. Validation rows -3 (class 0), 3 (class 0: wrong side) and 1 (class 1).
+  ProbeData d;
+  d.dim = 1;
+  d.classes = 2;
+  d.train_x = {-2, -2, 2, 2};
+  d.train_y = {0, 0, 1, 1};
+  d.val_x = {-3, 3, 1};
+  d.val_y = {0, 0, 1};
+  ASSERT_OK_AND_ASSIGN(ProbeAccuracy acc, RunProbes(d, 1));
+  EXPECT_EQ(acc.linear_correct, (std::vector<uint8_t>{1, 0, 1}));
+  EXPECT_EQ(acc.knn_correct, (std::vector<uint8_t>{1, 0, 1}));
+  EXPECT_DOUBLE_EQ(acc.linear, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(acc.knn, 2.0 / 3);
+}
+
 // ---- acceptance on poly1d zoos -----------------------------------------------------------
 //
 // ctest runs every TEST in a process of its own, so a fixture's SetUpTestSuite runs once per
@@ -719,9 +765,11 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
       ASSERT_OK_AND_ASSIGN(auto xs, registry->Probe(*engine, id, pq, {}));
       ASSERT_EQ(xs.size(), 4u);
       for (const ProbeScore& s : xs) {
-        std::printf("[%.0fs] hardest seed %d %-18s linear %.3f  5-NN %.3f  separation %.3f\n",
+        std::printf("[%.0fs] hardest seed %d %-18s linear %.3f  5-NN %.3f  separation %.3f  "
+                    "p %.3g / %.3g\n",
                     Seconds(t0), static_cast<int>(seed), s.representation.c_str(),
-                    s.linear_accuracy, s.knn_accuracy, s.separation);
+                    s.linear_accuracy, s.knn_accuracy, s.separation, s.linear_p_value,
+                    s.knn_p_value);
       }
       EXPECT_GE(xs[0].linear_accuracy, 0.90) << seed;
       EXPECT_GE(xs[0].knn_accuracy, 0.85) << seed;
@@ -766,9 +814,10 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
     ASSERT_OK_AND_ASSIGN(auto ms, registry->Probe(*engine, "hardest-m3", pq, {}));
     ASSERT_EQ(ms.size(), 4u);
     for (const ProbeScore& s : ms) {
-      std::printf("[%.0fs] hardest 3 members %-18s linear %.3f  5-NN %.3f  separation %.3f\n",
+      std::printf("[%.0fs] hardest 3 members %-18s linear %.3f  5-NN %.3f  separation %.3f  "
+                  "p %.3g / %.3g\n",
                   Seconds(t0), s.representation.c_str(), s.linear_accuracy, s.knn_accuracy,
-                  s.separation);
+                  s.separation, s.linear_p_value, s.knn_p_value);
     }
     EXPECT_GE(ms[0].linear_accuracy, 0.90);
     EXPECT_GE(ms[0].knn_accuracy, 0.90);
@@ -848,6 +897,7 @@ TEST_F(EmbedTinyTest, ProbeRowsAreProbesOfTheLookups) {
   ASSERT_OK_AND_ASSIGN(auto scores, (*registry_)->Probe(*engine_, "poly-e", pq, {}));
   ASSERT_EQ(scores.size(), 4u);
   std::vector<float> first_rows[2];
+  std::vector<uint8_t> correct[2][2];  // [untrained][linear, k-NN]
   for (bool untrained : {false, true}) {
     ASSERT_OK_AND_ASSIGN(ProbeData d, LookupProbeData(*engine_, **registry_, "poly", {"poly-e"},
                                                       16, untrained));
@@ -860,8 +910,24 @@ TEST_F(EmbedTinyTest, ProbeRowsAreProbesOfTheLookups) {
     EXPECT_EQ(acc.linear, row.linear_accuracy) << untrained;
     EXPECT_EQ(acc.knn, row.knn_accuracy) << untrained;
     EXPECT_EQ(acc.separation, row.separation) << untrained;
+    correct[untrained][0] = acc.linear_correct;
+    correct[untrained][1] = acc.knn_correct;
   }
   EXPECT_NE(first_rows[0], first_rows[1]);
+  // The untrained encoder's p-values test its rows against the embedding's; the embedding's
+  // own row is 1.
+  EXPECT_EQ(scores[0].linear_p_value, 1.0);
+  EXPECT_EQ(scores[0].knn_p_value, 1.0);
+  ASSERT_OK_AND_ASSIGN(double lp, PairedP(correct[0][0], correct[1][0]));
+  ASSERT_OK_AND_ASSIGN(double kp, PairedP(correct[0][1], correct[1][1]));
+  EXPECT_EQ(scores[3].linear_p_value, lp);
+  EXPECT_EQ(scores[3].knn_p_value, kp);
+  for (const ProbeScore& s : scores) {
+    EXPECT_GT(s.linear_p_value, 0.0) << s.representation;
+    EXPECT_LE(s.linear_p_value, 1.0) << s.representation;
+    EXPECT_GT(s.knn_p_value, 0.0) << s.representation;
+    EXPECT_LE(s.knn_p_value, 1.0) << s.representation;
+  }
 }
 
 TEST_F(EmbedTinyTest, ErrorsAreSpecific) {

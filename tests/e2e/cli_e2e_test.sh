@@ -112,10 +112,12 @@ $CLI --json embed pe polyz/m0000 polyz/m0001 | /usr/bin/python3 -c 'import json,
 check "embed --json" $?
 $CLI --json neighbors pe polyz/m0000 --k 2 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); n=d["neighbors"]; assert len(n) == 2 and n[0]["similarity"] >= n[1]["similarity"], d'
 check "neighbors --json, most similar first" $?
-$CLI --json probe pe --zoo polyz | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); r=[s["representation"] for s in d["scores"]]; assert r[0] == "embedding" and "untrained_encoder" in r and all(s["separation"] > 0 for s in d["scores"]), d'
-check "probe --json with baselines and separation" $?
-out=$($CLI probe pe --zoo polyz) && grep -q "k-NN  separation" <<<"$out" && grep -Eq "^embedding +[0-9.]+ +[0-9.]+ +[0-9.]+ +\(" <<<"$out"
-check "probe table has a separation column" $?
+$CLI --json probe pe --zoo polyz | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); r=[s["representation"] for s in d["scores"]]; assert r[0] == "embedding" and "untrained_encoder" in r and all(s["separation"] > 0 and 0 < s["linear_p_value"] <= 1 and 0 < s["knn_p_value"] <= 1 for s in d["scores"]) and d["scores"][0]["knn_p_value"] == 1, d'
+check "probe --json with baselines, separation and p-values" $?
+out=$($CLI probe pe --zoo polyz) && grep -q "k-NN  separation  p(linear)  p(k-NN)" <<<"$out" &&
+  grep -Eq "^embedding +[0-9.]+ +[0-9.]+ +[0-9.]+ +- +- +\(" <<<"$out" &&
+  grep -Eq "^untrained_encoder +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.e-]+ +[0-9.e-]+ +\(" <<<"$out"
+check "probe table has separation and p-value columns" $?
 $CLI embedding-map pe --zoo polyz --out "$WORK/map.svg" >/dev/null && [[ $(grep -c 'class="point"' "$WORK/map.svg") -eq 4 ]]
 check "embedding-map SVG has one point per model" $?
 

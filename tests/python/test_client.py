@@ -570,6 +570,9 @@ class EmbeddingTest(unittest.TestCase):
         for s in by_family:
             self.assertEqual(s.classes, 3)
             self.assertTrue(np.isfinite(s.separation) and s.separation > 0.0, s)
+            self.assertTrue(0.0 < s.linear_p_value <= 1.0 and 0.0 < s.knn_p_value <= 1.0, s)
+        # McNemar tests against the embedding: its own row is 1.
+        self.assertEqual((by_family[0].linear_p_value, by_family[0].knn_p_value), (1.0, 1.0))
 
     def test_errors(self):
         with self.assertRaises(gradzoo.NotFoundError):

@@ -217,6 +217,16 @@ TEST_F(EmbeddingServiceTest, TrainLookupProbeRestartDelete) {
     within /= val.size();
     EXPECT_NEAR(scores[0].separation(), between / within, 1e-4 * between / within);
     EXPECT_GT(scores[0].separation(), 0.0);
+    // McNemar p-values against the embedding (core's embed_test checks their values): the
+    // embedding's own row 1, every other row a probability.
+    EXPECT_EQ(scores[0].linear_p_value(), 1.0);
+    EXPECT_EQ(scores[0].knn_p_value(), 1.0);
+    for (const v1::ProbeScores& s : scores) {
+      EXPECT_GT(s.linear_p_value(), 0.0) << s.representation();
+      EXPECT_LE(s.linear_p_value(), 1.0) << s.representation();
+      EXPECT_GT(s.knn_p_value(), 0.0) << s.representation();
+      EXPECT_LE(s.knn_p_value(), 1.0) << s.representation();
+    }
   }
 
   // The embedder survives a restart with the same lookups.

@@ -226,7 +226,10 @@ class ProbeScores:
     "gradient_profile", "weight_stats"): linear classifier and k-NN accuracy on validation
     models, trained on training-split models, and ``separation``: the between-class variance
     of the training centroids over the validation models' mean squared distance to their
-    class centroid (standardised features), which keeps moving where the accuracies saturate."""
+    class centroid (standardised features), which keeps moving where the accuracies saturate.
+    ``linear_p_value`` / ``knn_p_value``: exact McNemar tests of this row's accuracy against the
+    learned embedding's on the same validation models (1 for the embedding's own row); below
+    0.05 the gap is unlikely to be the luck of which models were held out."""
     representation: str
     linear_accuracy: float
     knn_accuracy: float
@@ -234,6 +237,8 @@ class ProbeScores:
     train_models: int
     validation_models: int
     separation: float = 0.0
+    linear_p_value: float = 1.0
+    knn_p_value: float = 1.0
 
 
 class AnalysisCalls:
@@ -383,5 +388,6 @@ class AnalysisCalls:
             zoos=[zoo_name(z) for z in ([zoos] if isinstance(zoos, str) else zoos)])
         resp = self._unary("RunProbe", req, timeout=timeout)
         return [ProbeScores(s.representation, s.linear_accuracy, s.knn_accuracy, s.classes,
-                            s.train_models, s.validation_models, s.separation)
+                            s.train_models, s.validation_models, s.separation,
+                            s.linear_p_value, s.knn_p_value)
                 for s in resp.scores]
