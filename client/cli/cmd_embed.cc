@@ -258,7 +258,8 @@ const bool kRegistered =
                      Neighbors}) &&
     RegisterCommand({"probe", 83,
                      "  probe EMBEDDER --zoo Z[,Z] [--target label|task|variant|lambda] [--k K]\n"
-                     "                               linear / k-NN accuracy and separation, with baselines\n",
+                     "                               linear / k-NN accuracy and separation, with baselines\n"
+                     "                               and McNemar p-values against the embedding\n",
                      Probe}) &&
     RegisterCommand({"embedding-map", 84,
                      "  embedding-map EMBEDDER --zoo Z[,Z] --out FILE.svg  2-D PCA map coloured by label\n",
