@@ -60,6 +60,7 @@ absl::StatusOr<EmbedderTrainingWork> EmbedderTrainingFromProto(const v1::Embedde
   if (t.hidden() != 0) o.hidden = t.hidden();
   if (t.learning_rate() != 0) o.learning_rate = t.learning_rate();
   if (t.members() != 0) o.members = t.members();
+  o.distance_weight = t.distance_weight();
   o.seed = t.seed();
   o.from_layer = t.from_layer();
   o.to_layer = t.to_layer();
@@ -94,6 +95,7 @@ void EmbedderToProto(const core::EmbedderInfo& i, v1::Embedder* out) {
                                                                        : v1::MASK_SHAPE_SPANS);
   out->set_hidden(i.options.hidden);
   out->set_members(i.options.members);
+  out->set_distance_weight(i.options.distance_weight);
 }
 
 absl::StatusOr<core::EmbedQuery> EmbedQueryFromProto(const v1::EmbedModelsRequest& r) {

@@ -149,10 +149,11 @@ absl::Status Demo(Context& c) {
   if (!EmbeddingClient(*c.client).GetEmbedder("embedders/poly-embedder").ok()) {
     steps.push_back({"Train the cloze embedder (seed 003)",
                      "A set encoder over (x, gradient, mask) points learns to fill in masked "
-                     "unique gradients of the training-split networks (2400 steps: at 600 the "
-                     "families sit no further apart than under the untrained encoder).",
+                     "unique gradients of the training-split networks, while its embeddings "
+                     "are asked to sit as far apart as the networks' functions do "
+                     "(--distance-weight 10; 0 = the cloze loss alone).",
                      {"embedder", "train", "poly-embedder", "--zoo", "poly-families", "--steps",
-                      "2400", "--wait"},
+                      "2400", "--distance-weight", "10", "--wait"},
                      {}});
   }
   steps.push_back({"The embedding space",

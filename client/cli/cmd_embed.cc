@@ -40,6 +40,9 @@ void PrintEmbedder(const v1::Embedder& e) {
                                  e.seed(), e.seed() + e.members() - 1,
                                  e.members() * e.embedding_size());
   }
+  if (e.distance_weight() > 0) {
+    std::cout << absl::StrFormat("  function-distance weight %g\n", e.distance_weight());
+  }
   if (e.from_layer() != 0 || e.to_layer() != 0) {
     std::cout << absl::StrFormat("  sub-network: layer %d activations -> layer %s (%d -> %d)\n",
                                  e.from_layer(),
@@ -101,6 +104,9 @@ absl::Status Embedder(Context& c) {
   if (c.args.Has("batch-models")) t.set_batch_models(ParseOne<int>("batch-models", c.args.Get("batch-models")));
   if (c.args.Has("hidden")) t.set_hidden(ParseOne<int>("hidden", c.args.Get("hidden")));
   if (c.args.Has("members")) t.set_members(ParseOne<int>("members", c.args.Get("members")));
+  if (c.args.Has("distance-weight")) {
+    t.set_distance_weight(ParseOne<double>("distance-weight", c.args.Get("distance-weight")));
+  }
   if (c.args.Has("lr")) t.set_learning_rate(ParseOne<double>("lr", c.args.Get("lr")));
   if (c.args.Has("from-layer")) t.set_from_layer(ParseOne<int>("from-layer", c.args.Get("from-layer")));
   if (c.args.Has("to-layer")) t.set_to_layer(ParseOne<int>("to-layer", c.args.Get("to-layer")));
@@ -244,6 +250,8 @@ const bool kRegistered =
                      "                                  (default) or independent ones\n"
                      "      --batch-models B  --hidden H  --lr X\n"
                      "      --members K   K encoders (seeds N..N+K-1) side by side, K x E wide\n"
+                     "      --distance-weight W   also fit embedding distances to the networks'\n"
+                     "                            function distances (0 = cloze only; 1-10)\n"
                      "      --from-layer L --to-layer M   a sub-network: layer L activations to\n"
                      "                                    layer M pre-activations (0 = output)\n"
                      "  embedder list | get ID | delete ID\n",

@@ -162,13 +162,14 @@ ModelRecord SubModel(const ModelRecord& m, int from, int to) {
 
 std::pair<at::Tensor, at::Tensor> SubnetGradients(const std::vector<const ModelRecord*>& models,
                                                   int from, int to, const at::Tensor& x,
-                                                  const at::Device& device) {
+                                                  const at::Device& device, at::Tensor* outputs) {
   const int64_t m = static_cast<int64_t>(models.size()), n = x.size(0);
   const MlpSpec& first = models.front()->spec;
   const int first_to = to == 0 ? first.NumLayers() : to;
   const int in = LayerWidth(first, from), out = LayerWidth(first, first_to);
   at::Tensor points = at::empty({m, n, in}, at::kFloat);
   at::Tensor grads = at::empty({m, n, int64_t{out} * in}, at::kFloat);
+  if (outputs != nullptr) *outputs = at::empty({m, n, out}, at::kFloat);
   std::vector<bool> done(models.size(), false);
   at::Tensor xd = x.to(device, at::kFloat);
   for (size_t i = 0; i < models.size(); ++i) {
@@ -202,13 +203,41 @@ std::pair<at::Tensor, at::Tensor> SubnetGradients(const std::vector<const ModelR
     sub.spec.hidden.clear();
     for (int l = from + 1; l < last; ++l) sub.spec.hidden.push_back(LayerWidth(spec, l));
     Capture cap;
-    Forward(sub, h, &cap);
+    at::Tensor y = Forward(sub, h, &cap);
     at::Tensor j = InputJacobian(sub, cap).reshape({mlp.k, n, int64_t{out} * in});
     const at::Tensor index = at::tensor(idx, at::kLong);
+    if (outputs != nullptr) outputs->index_copy_(0, index, y.to(at::kCPU, at::kFloat));
     grads.index_copy_(0, index, j.to(at::kCPU, at::kFloat));
     points.index_copy_(0, index, h.to(at::kCPU, at::kFloat));
   }
   return {points, grads};
+}
+
+namespace {
+
+// |a_i - a_j|^2 of the rows of a [B, K] from their Gram matrix: O(B^2 K) time, O(B^2) memory
+// (B and K can each be thousands). Values within round-off of |a_i|^2 + |a_j|^2 are 0, so that
+// equal rows are exactly 0 apart (a batch may draw a network twice).
+at::Tensor SquaredDistances(const at::Tensor& a) {
+  const at::Tensor sq = a.pow(2).sum(1);
+  const at::Tensor scale = sq.unsqueeze(1) + sq.unsqueeze(0);
+  const at::Tensor d = scale - 2 * at::mm(a, a.t());
+  const double tol = a.scalar_type() == at::kDouble ? 1e-12 : 1e-5;
+  return at::where(d > tol * scale, d, at::zeros_like(d));
+}
+
+}  // namespace
+
+at::Tensor FunctionDistances(const at::Tensor& y) {
+  // Centred per output, in double: the functions differ by a few percent of their size.
+  const at::Tensor c = (y.to(at::kDouble) - y.to(at::kDouble).mean(1, true)).flatten(1);
+  const at::Tensor d = SquaredDistances(c) / static_cast<double>(std::max<int64_t>(c.size(1), 1));
+  return (d / at::clamp_min(d.mean(), 1e-300)).to(at::kFloat);
+}
+
+at::Tensor DistanceLoss(const at::Tensor& e, const at::Tensor& target) {
+  const at::Tensor d = SquaredDistances(e);
+  return (d / at::clamp_min(d.mean(), 1e-30) - target).pow(2).mean();
 }
 
 std::vector<int> UniqueGradientGroups(const float* g, int64_t n, int dim, int* groups,

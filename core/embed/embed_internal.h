@@ -77,9 +77,20 @@ ModelRecord SubModel(const ModelRecord& m, int from, int to);
 // returns {points [M, N, width(from)]: h_from of each model at x (x itself when from = 0);
 // gradients [M, N, width(to) * width(from)]: d z_to / d h_from, row o*in + i}, CPU float.
 // Forward pass and Jacobian from core/nn/mlp.h, per architecture.
+// With `outputs`, also *outputs = z_to of each model at its points [M, N, width(to)], CPU float.
 std::pair<at::Tensor, at::Tensor> SubnetGradients(const std::vector<const ModelRecord*>& models,
                                                   int from, int to, const at::Tensor& x,
-                                                  const at::Device& device);
+                                                  const at::Device& device,
+                                                  at::Tensor* outputs = nullptr);
+
+// The function-distance term (EmbedderOptions::distance_weight). From the models' outputs at
+// their points, y [B, N, O]: the squared distances between their centred functions,
+//   D_ij = mean_{n, o} ((y_ino - mean_n y_i.o) - (y_jno - mean_n y_j.o))^2,
+// over their mean over all B x B entries (all zero when every D_ij is 0). [B, B].
+at::Tensor FunctionDistances(const at::Tensor& y);
+// mean_ij (E_ij / mean E - target_ij)^2 with E_ij = |e_i - e_j|^2 of the embeddings e [B, E]
+// (E / mean E taken as 0 when every E_ij is 0). Differentiable in e.
+at::Tensor DistanceLoss(const at::Tensor& e, const at::Tensor& target);
 
 // Group id (0..groups-1, in order of first appearance) of each of n gradients g [n, dim]:
 // gradients whose entries agree to within rel_tol * max |g| fall in one grid cell

@@ -35,8 +35,9 @@ namespace {
 
 // Version 1 files (before sub-networks) read as from_layer 0, to_layer 0; versions 1 and 2
 // (before span masks and the gradient path) as mask_shape kGroups without the gradient path;
-// versions 1-3 (before members) as one member.
-constexpr char kMagic[] = "GZEMB004";
+// versions 1-3 (before members) as one member; versions 1-4 with distance_weight 0.
+constexpr char kMagic[] = "GZEMB005";
+constexpr char kMagicV4[] = "GZEMB004";
 constexpr char kMagicV3[] = "GZEMB003";
 constexpr char kMagicV2[] = "GZEMB002";
 constexpr char kMagicV1[] = "GZEMB001";
@@ -143,6 +144,7 @@ std::string Serialize(const EmbedderInfo& i, const std::vector<EncoderNet>& nets
   w.Pod<int32_t>(static_cast<int32_t>(o.mask_shape));
   w.Pod<int32_t>(nets.front().gradient_path ? 1 : 0);
   w.Pod<int32_t>(o.members);
+  w.Pod<double>(o.distance_weight);
   w.Pod<int32_t>(i.input_dim);
   w.Pod<int32_t>(i.output_dim);
   for (const auto& [lo, hi] : i.domain) {
@@ -174,13 +176,15 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
     return absl::DataLossError(absl::StrCat("embedder file ", path, " is corrupt (", what, ")"));
   };
   if (bytes.size() < 16 || (bytes.compare(0, 8, kMagic) != 0 &&
+                            bytes.compare(0, 8, kMagicV4) != 0 &&
                             bytes.compare(0, 8, kMagicV3) != 0 &&
                             bytes.compare(0, 8, kMagicV2) != 0 &&
                             bytes.compare(0, 8, kMagicV1) != 0)) {
     return corrupt("bad magic");
   }
   const bool v1 = bytes.compare(0, 8, kMagicV1) == 0;
-  const bool v4 = bytes.compare(0, 8, kMagic) == 0;
+  const bool v5 = bytes.compare(0, 8, kMagic) == 0;
+  const bool v4 = v5 || bytes.compare(0, 8, kMagicV4) == 0;  // version 4 or later
   const bool v3 = v4 || bytes.compare(0, 8, kMagicV3) == 0;  // version 3 or later
   uint64_t sum = 0;
   std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
@@ -204,7 +208,8 @@ absl::StatusOr<std::shared_ptr<EmbedderRegistry::Loaded>> Parse(const std::strin
        r.Pod(&o.steps) && r.Pod(&o.seed) && r.Pod(&o.batch_models) && r.Pod(&o.hidden) &&
        r.Pod(&o.learning_rate) && (v1 || (r.Pod(&o.from_layer) && r.Pod(&o.to_layer))) &&
        (!v3 || (r.Pod(&mask_shape) && r.Pod(&gradient_path))) &&
-       (!v4 || r.Pod(&o.members)) && r.Pod(&i.input_dim) &&
+       (!v4 || r.Pod(&o.members)) && (!v5 || r.Pod(&o.distance_weight)) &&
+       r.Pod(&i.input_dim) &&
        r.Pod(&i.output_dim);
   ok = ok &&
        (mask_shape == static_cast<int32_t>(MaskShape::kGroups) ||
@@ -438,10 +443,12 @@ absl::StatusOr<EncoderNet> TrainEncoder(const EncoderNet& init, int64_t seed, in
     for (int b = 0; b < batch; ++b) models[b] = zm.train[rng.NextU64() % zm.train.size()];
     at::Tensor xt = ToTensor(embed_internal::SampleStratified(zm.source_domain, n, rng), n,
                              zm.source_in);
-    at::Tensor pts, g;
+    at::Tensor pts, g, y;
+    const bool distances = o.distance_weight > 0.0;
     {
       at::NoGradGuard no_grad;
-      std::tie(pts, g) = embed_internal::SubnetGradients(models, zm.from, zm.to, xt, device);
+      std::tie(pts, g) = embed_internal::SubnetGradients(models, zm.from, zm.to, xt, device,
+                                                         distances ? &y : nullptr);
     }
     std::vector<float> mask(static_cast<size_t>(batch) * n);
     const float* gp = g.data_ptr<float>();
@@ -461,10 +468,15 @@ absl::StatusOr<EncoderNet> TrainEncoder(const EncoderNet& init, int64_t seed, in
     at::Tensor pred = net.Decode(xs, emb);
     at::Tensor denom = at::clamp_min(mt.sum() * gd, 1.0);
     at::Tensor loss = ((pred - gs).pow(2).sum(2) * mt).sum() / denom;
+    at::Tensor total = loss;
+    if (distances) {
+      total = loss + o.distance_weight *
+                         embed_internal::DistanceLoss(emb, embed_internal::FunctionDistances(y));
+    }
     for (at::Tensor& p : net.params) {
       if (p.grad().defined()) p.mutable_grad().zero_();
     }
-    loss.backward();
+    total.backward();
     {
       at::NoGradGuard no_grad;
       const double lr = o.learning_rate *
@@ -569,6 +581,9 @@ absl::Status ValidateEmbedderOptions(const EmbedderOptions& o) {
   }
   if (o.steps < 1 || o.steps > 1'000'000) return bad("steps", "[1, 1000000]", o.steps);
   if (o.members < 1 || o.members > 8) return bad("members", "[1, 8]", o.members);
+  if (!(o.distance_weight >= 0.0 && o.distance_weight <= 100.0)) {
+    return bad("distance_weight", "[0, 100]", o.distance_weight);
+  }
   if (o.batch_models < 1 || o.batch_models > 4096) {
     return bad("batch_models", "[1, 4096]", o.batch_models);
   }

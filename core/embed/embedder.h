@@ -38,6 +38,16 @@
 // one alone at the ends; more inputs: inverse-distance weights of the two nearest visible).
 // Validation: every validation-split model of the zoos, 4 fixed point samples (seed-derived).
 //
+// Function distances (distance_weight w > 0): the step also computes the models' outputs z_to
+// at the step's points, centres each output over the points, and adds
+//   w mean_ij (E_ij / mean E - D_ij / mean D)^2,  E_ij = |e_i - e_j|^2,
+//   D_ij = mean over points and outputs of the squared difference of the centred outputs
+// (embed_internal.h's FunctionDistances / DistanceLoss), over the batch's B x B pairs. The
+// cloze loss makes e predict gradients, and a ReLU network's gradient is its own kinks as much
+// as its function; D is dominated by the function. The encoder still reads only gradients.
+// On families within 5% of one polynomial it lifts the learned embedding's separation 3-5 x
+// over the untrained encoder's (core/embed/README.md).
+//
 // Sub-networks (seed 003: "apply the same method within the layers of a larger model"): with
 // from_layer / to_layer the embedder reads the function from layer `from`'s activations h_from
 // to layer `to`'s pre-activations z_to (layers: 0 = input, 1..H hidden, H+1 = output; to 0 =
@@ -111,6 +121,15 @@ struct EmbedderOptions {
   // embedder's seed noise, which on close families is as large as what training adds
   // (core/embed/README.md). Training and lookups cost `members` times more.
   int members = 1;
+  // Weight of the function-distance term, [0, 100]; 0 = the cloze loss alone (seed 003 as
+  // written). With w > 0 each step also asks that the batch's embeddings sit as far apart as
+  // the networks' functions do: loss = cloze + w mean_ij (E_ij / mean E - D_ij / mean D)^2,
+  // E_ij = |e_i - e_j|^2 and D_ij the mean squared difference of the two networks' centred
+  // outputs (their (sub-)network outputs z_to at the step's input points, each output minus
+  // its mean over the points). The encoder still reads only gradients; the outputs only
+  // shape the training target. Where the families differ by a few percent, the cloze loss
+  // alone spends the embedding on each network's own kinks (core/embed/README.md).
+  double distance_weight = 0.0;
 };
 
 // Width of the embeddings: members * embedding_size.

@@ -13,8 +13,10 @@
 #      the gradient profile, with means over the seeds.
 #   usage: tests/bench/embed_hard_sweep.sh [BUILD_DIR=build] [SIMILARITY=0.95]
 #            [EMBEDDER_SEEDS=1,2,3,4,5] [ZOO_SEEDS=50] [STEPS=3600] [MEMBERS=1]
+#            [DISTANCE_WEIGHT=0]
 # With MEMBERS > 1 each embedder has that many members (--members; seeds N..N+MEMBERS-1) and
-# is compared with as many untrained encoders side by side.
+# is compared with as many untrained encoders side by side. DISTANCE_WEIGHT > 0 adds the
+# function-distance term (--distance-weight).
 # About 1 minute for the zoo and 100 s per embedder seed and member on 2 cores. Not part of
 # `make test`.
 set -euo pipefail
@@ -25,6 +27,7 @@ EMBEDDER_SEEDS=${3:-1,2,3,4,5}
 ZOO_SEEDS=${4:-50}
 STEPS=${5:-3600}
 MEMBERS=${6:-1}
+DISTANCE_WEIGHT=${7:-0}
 # shellcheck source=tests/bench/server_lib.sh
 source "$ROOT/tests/bench/server_lib.sh"
 export OMP_WAIT_POLICY=PASSIVE
@@ -49,7 +52,7 @@ printf '%-5s %-22s %-22s %-16s %-22s %s\n' seed "learned lin/kNN/sep" "untrained
 for seed in ${EMBEDDER_SEEDS//,/ }; do
   $CLI embedder train "hard-e$seed" --zoo hard --points 192 --size 16 --hidden 48 \
     --steps "$STEPS" --lr 0.003 --batch-models 32 --mask-rate 0.3 --mask-shape spans \
-    --members "$MEMBERS" \
+    --members "$MEMBERS" --distance-weight "$DISTANCE_WEIGHT" \
     --seed "$seed" --wait >"$WORK/train$seed.txt" 2>&1 || { cat "$WORK/train$seed.txt"; exit 1; }
   cloze=$(sed -n 's/.*validation cloze MSE \([0-9.e+-]*\).*/\1/p' "$WORK/train$seed.txt")
   $CLI probe "hard-e$seed" --zoo hard --target label >"$WORK/probe$seed.txt"

@@ -78,6 +78,9 @@ EmbedderOptions HardestOptions(int64_t seed) {
   return o;
 }
 
+// The function-distance term's weight where the acceptance test uses it.
+constexpr double kDistanceWeight = 10.0;
+
 // ---- pieces against references ------------------------------------------------------------
 
 ModelRecord RandomModel(int in, int out, int64_t seed) {
@@ -166,11 +169,13 @@ TEST(EmbedPiecesTest, SubnetGradientsMatchFiniteDifferences) {
   at::Tensor xt = at::tensor(x).reshape({n, 2});
   for (auto [from, to] : {std::pair{0, 3}, std::pair{0, 0}, std::pair{1, 2}, std::pair{1, 3},
                           std::pair{2, 0}, std::pair{0, 2}}) {
-    auto [pts, g] = embed_internal::SubnetGradients({&a, &b}, from, to, xt, at::kCPU);
+    at::Tensor y;  // z_to, the function-distance term's outputs
+    auto [pts, g] = embed_internal::SubnetGradients({&a, &b}, from, to, xt, at::kCPU, &y);
     const int last = to == 0 ? 3 : to;
     const int in = from == 0 ? 2 : 16, out = last == 3 ? 3 : 16;
     ASSERT_EQ(pts.sizes(), (at::IntArrayRef{2, n, in}));
     ASSERT_EQ(g.sizes(), (at::IntArrayRef{2, n, out * in}));
+    ASSERT_EQ(y.sizes(), (at::IntArrayRef{2, n, out}));
     const ModelRecord* models[] = {&a, &b};
     double worst = 0.0;
     for (int k = 0; k < 2; ++k) {
@@ -182,6 +187,11 @@ TEST(EmbedPiecesTest, SubnetGradientsMatchFiniteDifferences) {
         }
         for (int i = 0; i < in; ++i) {
           ASSERT_NEAR(pts[k][p][i].item<float>(), h[i], 1e-5) << from << " " << to;
+        }
+        const std::vector<double> z = SlowLayers(*models[k], h, from, last);
+        for (int o = 0; o < out; ++o) {
+          ASSERT_NEAR(y[k][p][o].item<float>(), z[o], 1e-4 * (1.0 + std::fabs(z[o])))
+              << from << " " << to;
         }
         for (int i = 0; i < in; ++i) {
           const double eps = 1e-6;
@@ -512,6 +522,67 @@ TEST(EmbedPiecesTest, SeparationClosedForm) {
   EXPECT_NEAR(acc.separation, 4.0, 1e-12);
 }
 
+TEST(EmbedPiecesTest, FunctionDistancesAndTheirLossMatchALoop) {
+  at::manual_seed(5);
+  const at::Tensor y = at::randn({4, 7, 2}, at::kFloat) + 3.0;  // offsets are centred away
+  const at::Tensor e = at::randn({4, 3}, at::kDouble);
+  // D_ij = mean over points and outputs of the centred outputs' squared differences.
+  double d[4][4], dsum = 0.0;
+  auto ya = y.accessor<float, 3>();
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      double s = 0.0;
+      for (int o = 0; o < 2; ++o) {
+        double mi = 0.0, mj = 0.0;
+        for (int n = 0; n < 7; ++n) {
+          mi += ya[i][n][o] / 7.0;
+          mj += ya[j][n][o] / 7.0;
+        }
+        for (int n = 0; n < 7; ++n) s += std::pow((ya[i][n][o] - mi) - (ya[j][n][o] - mj), 2);
+      }
+      d[i][j] = s / 14.0;
+      dsum += d[i][j];
+    }
+  }
+  const at::Tensor target = embed_internal::FunctionDistances(y);
+  ASSERT_EQ(target.sizes(), (at::IntArrayRef{4, 4}));
+  double esq[4][4], esum = 0.0;
+  auto ea = e.accessor<double, 2>();
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      EXPECT_NEAR(target[i][j].item<double>(), d[i][j] / (dsum / 16), 1e-5) << i << j;
+      esq[i][j] = 0.0;
+      for (int k = 0; k < 3; ++k) esq[i][j] += std::pow(ea[i][k] - ea[j][k], 2);
+      esum += esq[i][j];
+    }
+  }
+  double loss = 0.0;
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      loss += std::pow(esq[i][j] / (esum / 16) - target[i][j].item<double>(), 2) / 16;
+    }
+  }
+  const at::Tensor t64 = target.to(at::kDouble);
+  at::Tensor ev = e.clone().set_requires_grad(true);
+  at::Tensor l = embed_internal::DistanceLoss(ev, t64);
+  EXPECT_NEAR(l.item<double>(), loss, 1e-9 * loss);
+  // Its gradient (autograd through the Gram form) against central differences.
+  l.backward();
+  for (int i = 0; i < 4; ++i) {
+    for (int k = 0; k < 3; ++k) {
+      at::Tensor plus = e.clone(), minus = e.clone();
+      plus[i][k] += 1e-6;
+      minus[i][k] -= 1e-6;
+      const double fd = (embed_internal::DistanceLoss(plus, t64).item<double>() -
+                         embed_internal::DistanceLoss(minus, t64).item<double>()) / 2e-6;
+      EXPECT_NEAR(ev.grad()[i][k].item<double>(), fd, 1e-6 + 1e-5 * std::fabs(fd)) << i << k;
+    }
+  }
+  // Identical networks: no distances at all, and no division by zero.
+  const at::Tensor same = embed_internal::FunctionDistances(y[0].unsqueeze(0).expand({3, 7, 2}));
+  EXPECT_EQ(same.abs().max().item<float>(), 0.0f);
+}
+
 TEST(EmbedPiecesTest, McNemarMatchesExactBinomialSums) {
   // References: min(1, 2 sum_{i <= min(a, b)} C(a + b, i) / 2^(a + b)) in Python's exact
   // integers (fractions.Fraction, math.comb), rounded to double.
@@ -635,6 +706,28 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
+// Trains embedder `id` on zoo `zoo` with `o`, probes the zoo's labels (the embedding, then the
+// three baselines) and prints every row under `tag`.
+absl::StatusOr<std::vector<ProbeScore>> TrainAndProbe(const Engine& engine,
+                                                      EmbedderRegistry& registry,
+                                                      const std::string& id,
+                                                      const std::string& zoo,
+                                                      const EmbedderOptions& o,
+                                                      const std::string& tag,
+                                                      std::chrono::steady_clock::time_point t0) {
+  RETURN_IF_ERROR(registry.Train(engine, id, {zoo}, o, {}, {}).status());
+  ProbeQuery pq;
+  pq.zoos = {zoo};
+  ASSIGN_OR_RETURN(std::vector<ProbeScore> scores, registry.Probe(engine, id, pq, {}));
+  if (scores.size() != 4) return absl::InternalError("expected 4 probe rows");
+  for (const ProbeScore& s : scores) {
+    std::printf("[%.0fs] %s %-18s linear %.3f  5-NN %.3f  separation %.3f  p %.3g / %.3g\n",
+                Seconds(t0), tag.c_str(), s.representation.c_str(), s.linear_accuracy,
+                s.knn_accuracy, s.separation, s.linear_p_value, s.knn_p_value);
+  }
+  return scores;
+}
+
 TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
   const AcceptanceConfig cfg = Config();
   const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
@@ -739,38 +832,39 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
   }
   EXPECT_GE(hs[0].linear_accuracy, 0.90);
   EXPECT_GE(hs[0].knn_accuracy, 0.90);
-  // Issue 6 also asks that the learned embedding beat the untrained encoder. At this similarity
-  // both saturate (0.99-1.00) and their separations are close (37.7 vs 35.9 here, 44.5 vs 34.8
-  // in the full configuration); the full configuration's 0.95 zoo below is where training
-  // shows. Asserted here: no more than 0.05 behind.
+  // Issue 6 also asks that the learned embedding beat the untrained encoder. With the cloze
+  // loss alone both saturate here (0.99-1.00) and their separations are close (37.7 vs 35.9
+  // here, 44.5 vs 34.8 in the full configuration). Asserted for it: no more than 0.05 behind.
   EXPECT_GE(hs[0].linear_accuracy, hs[3].linear_accuracy - 0.05);
   EXPECT_GE(hs[0].knn_accuracy, hs[3].knn_accuracy - 0.05);
+  // With the function-distance term the learned embedding pulls ahead of the untrained encoder
+  // where the accuracies leave room: separation at least 1.5 x its.
+  EmbedderOptions hard_distances = cfg.hard;
+  hard_distances.distance_weight = kDistanceWeight;
+  ASSERT_OK_AND_ASSIGN(auto hd, TrainAndProbe(*engine, *registry, "hard-d", "hard",
+                                              hard_distances, "hard distances", t0));
+  EXPECT_GE(hd[0].linear_accuracy, 0.90);
+  EXPECT_GE(hd[0].knn_accuracy, 0.90);
+  EXPECT_GE(hd[0].linear_accuracy, hd[3].linear_accuracy);
+  EXPECT_GE(hd[0].knn_accuracy, hd[3].knn_accuracy);
+  EXPECT_GE(hd[0].separation, 1.5 * hd[3].separation);
 
   if (std::getenv("GRADZOO_EMBED_FULL") != nullptr) {
     // The hardest zoo measured (similarity 0.95, 10 x 50), over embedder seeds 1, 3 and 5.
-    // The learned embedding reaches >= 0.90 there on average. Issue 6's "beats the untrained
-    // encoder" is NOT met on this zoo: the two encoders' accuracies tie within seed noise, and
-    // the learned embedding's separation is higher for seeds 1, 3 and 5 but not for 2 and 4
-    // (tests/bench/embed_hard_sweep.sh runs all five through the server; core/embed/README.md
-    // has the numbers). Asserted: the accuracies, and no more than 0.02 behind the untrained
-    // encoder on the mean (1.43 / 1.89 / 1.76 x its separation for these seeds, printed).
+    // With the cloze loss alone the learned embedding reaches >= 0.90 on average but only ties
+    // the untrained encoder: the accuracies tie within seed noise, and its separation is higher
+    // for seeds 1, 3 and 5 but not for 2 and 4 (tests/bench/embed_hard_sweep.sh runs all five
+    // through the server; core/embed/README.md has the numbers). Asserted: the accuracies, and
+    // no more than 0.02 behind the untrained encoder on the mean. The function-distance term
+    // below is what beats it.
     ZooSpec hardest = PolySpec(0.95, 5, families, cfg.seeds, cfg.validation_seeds);
     hardest.training.steps = cfg.zoo_steps;
     ASSERT_OK(engine->TrainZoo("hardest", hardest, {}, {}).status());
-    pq.zoos = {"hardest"};
     double mean_linear[2] = {0, 0}, mean_knn[2] = {0, 0};
     for (int64_t seed : {1, 3, 5}) {
       const std::string id = "hardest-e" + std::to_string(seed);
-      ASSERT_OK(registry->Train(*engine, id, {"hardest"}, HardestOptions(seed), {}, {}).status());
-      ASSERT_OK_AND_ASSIGN(auto xs, registry->Probe(*engine, id, pq, {}));
-      ASSERT_EQ(xs.size(), 4u);
-      for (const ProbeScore& s : xs) {
-        std::printf("[%.0fs] hardest seed %d %-18s linear %.3f  5-NN %.3f  separation %.3f  "
-                    "p %.3g / %.3g\n",
-                    Seconds(t0), static_cast<int>(seed), s.representation.c_str(),
-                    s.linear_accuracy, s.knn_accuracy, s.separation, s.linear_p_value,
-                    s.knn_p_value);
-      }
+      ASSERT_OK_AND_ASSIGN(auto xs, TrainAndProbe(*engine, *registry, id, "hardest",
+                                                  HardestOptions(seed), id, t0));
       EXPECT_GE(xs[0].linear_accuracy, 0.90) << seed;
       EXPECT_GE(xs[0].knn_accuracy, 0.85) << seed;
       for (int r : {0, 1}) {
@@ -784,6 +878,26 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
     EXPECT_GE(mean_knn[0], 0.90);
     EXPECT_GE(mean_linear[0], mean_linear[1] - 0.02);
     EXPECT_GE(mean_knn[0], mean_knn[1] - 0.02);
+
+    // The same seeds with the function-distance term (distance_weight 10): the embeddings sit
+    // as far apart as the networks' functions do, and the learned embedding beats the
+    // untrained encoder. Asserted per seed: >= 0.90 on both probes and at least twice the
+    // untrained encoder's separation; on the mean, ahead on 5-NN.
+    double dist_knn[2] = {0, 0};
+    for (int64_t seed : {1, 3, 5}) {
+      const std::string id = "hardest-d" + std::to_string(seed);
+      EmbedderOptions o = HardestOptions(seed);
+      o.distance_weight = kDistanceWeight;
+      ASSERT_OK_AND_ASSIGN(auto xs, TrainAndProbe(*engine, *registry, id, "hardest", o, id, t0));
+      EXPECT_GE(xs[0].linear_accuracy, 0.90) << seed;
+      EXPECT_GE(xs[0].knn_accuracy, 0.90) << seed;
+      EXPECT_GE(xs[0].separation, 2.0 * xs[3].separation) << seed;
+      dist_knn[0] += xs[0].knn_accuracy / 3;
+      dist_knn[1] += xs[3].knn_accuracy / 3;
+    }
+    std::printf("hardest with distances, mean 5-NN: learned %.3f, untrained %.3f\n", dist_knn[0],
+                dist_knn[1]);
+    EXPECT_GT(dist_knn[0], dist_knn[1]);
     // The three embeddings side by side (48 dimensions) against the three untrained encoders
     // side by side: 1.000 / 0.950 / 3.57 against 1.000 / 0.930 / 2.12 here, but independent
     // draws of that comparison (the members below, core/embed/README.md) tie on the mean, so
@@ -810,15 +924,8 @@ TEST(EmbedAcceptanceTest, PolyZoosMeetTheIssuesResults) {
     // untrained encoders; asserted is what held for all four: >= 0.90 on both probes.
     EmbedderOptions members = HardestOptions(1);
     members.members = 3;
-    ASSERT_OK(registry->Train(*engine, "hardest-m3", {"hardest"}, members, {}, {}).status());
-    ASSERT_OK_AND_ASSIGN(auto ms, registry->Probe(*engine, "hardest-m3", pq, {}));
-    ASSERT_EQ(ms.size(), 4u);
-    for (const ProbeScore& s : ms) {
-      std::printf("[%.0fs] hardest 3 members %-18s linear %.3f  5-NN %.3f  separation %.3f  "
-                  "p %.3g / %.3g\n",
-                  Seconds(t0), s.representation.c_str(), s.linear_accuracy, s.knn_accuracy,
-                  s.separation, s.linear_p_value, s.knn_p_value);
-    }
+    ASSERT_OK_AND_ASSIGN(auto ms, TrainAndProbe(*engine, *registry, "hardest-m3", "hardest",
+                                                members, "hardest-m3", t0));
     EXPECT_GE(ms[0].linear_accuracy, 0.90);
     EXPECT_GE(ms[0].knn_accuracy, 0.90);
   }
@@ -1014,7 +1121,7 @@ TEST_F(EmbedTinyTest, CancelPublishesNothingAndCorruptFilesAreDataLoss) {
 // An embedder file as versions 2 and 3 wrote it ("old-e", 1-1 networks, seed 1, size 16):
 // version 2 without mask_shape and the gradient path, version 3 with them, neither with members.
 std::string OldEmbedderFile(int version) {
-  std::string out = version == 2 ? "GZEMB002" : "GZEMB003";
+  std::string out = absl::StrCat("GZEMB00", version);
   auto pod = [&out](auto v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
   auto str = [&](const std::string& v) {
     pod(static_cast<uint32_t>(v.size()));
@@ -1037,6 +1144,7 @@ std::string OldEmbedderFile(int version) {
     pod(int32_t{2});  // mask_shape: spans
     pod(int32_t{1});  // gradient path
   }
+  if (version >= 4) pod(int32_t{1});  // members
   pod(int32_t{1});    // input_dim
   pod(int32_t{1});    // output_dim
   pod(-1.0);          // domain
@@ -1066,8 +1174,8 @@ std::string OldEmbedderFile(int version) {
   return out;
 }
 
-TEST_F(EmbedTinyTest, VersionTwoAndThreeFilesLoadAsOneMember) {
-  for (int version : {2, 3}) {
+TEST_F(EmbedTinyTest, VersionTwoToFourFilesLoadAsOneMemberWithoutDistances) {
+  for (int version : {2, 3, 4}) {
     const auto path = *dir_ / "embedders" / "old-e.gzemb";
     {
       std::ofstream f(path, std::ios::binary);
@@ -1078,6 +1186,7 @@ TEST_F(EmbedTinyTest, VersionTwoAndThreeFilesLoadAsOneMember) {
     EXPECT_EQ(info.options.mask_shape, version == 2 ? MaskShape::kGroups : MaskShape::kSpans);
     EXPECT_EQ(info.options.hidden, 48);
     EXPECT_EQ(info.options.members, 1);
+    EXPECT_EQ(info.options.distance_weight, 0.0);
     ASSERT_OK_AND_ASSIGN(EmbedderInfo current, fresh->Get("poly-e"));
     EXPECT_EQ(current.options.mask_shape, MaskShape::kSpans);
     EmbedQuery q;
@@ -1089,6 +1198,57 @@ TEST_F(EmbedTinyTest, VersionTwoAndThreeFilesLoadAsOneMember) {
     pq.zoos = {"poly"};
     EXPECT_OK(fresh->Probe(*engine_, "old-e", pq, {}).status());  // the untrained encoder too
     ASSERT_OK(fresh->Delete("old-e"));
+  }
+}
+
+// distance_weight: the embeddings' squared distances follow the networks' function distances
+// (centred outputs on a grid) more closely than the cloze loss alone makes them; the weight is
+// stored and reloaded, and out-of-range weights are INVALID_ARGUMENT.
+TEST_F(EmbedTinyTest, DistanceWeightMakesEmbeddingDistancesFollowFunctionDistances) {
+  ASSERT_OK_AND_ASSIGN(auto zoo, engine_->GetZoo("poly"));
+  std::vector<const ModelRecord*> models;
+  EmbedQuery q;
+  for (const ModelRecord& m : zoo->models) {
+    models.push_back(&m);
+    q.models.push_back({"poly", m.id});
+  }
+  const int64_t b = static_cast<int64_t>(models.size());
+  at::Tensor y;
+  embed_internal::SubnetGradients(models, 0, 0, at::linspace(-1, 1, 64).reshape({64, 1}),
+                                  at::kCPU, &y);
+  const at::Tensor target = embed_internal::FunctionDistances(y).to(at::kDouble);
+  const at::Tensor upper = at::triu(at::ones({b, b}, at::kBool), 1);
+  auto correlation = [&](const std::string& id) -> double {
+    std::vector<float> e = *(*registry_)->Embed(*engine_, id, q, {});
+    at::Tensor et = at::tensor(e).reshape({b, -1}).to(at::kDouble);
+    at::Tensor d = (et.unsqueeze(1) - et.unsqueeze(0)).pow(2).sum(2);
+    at::Tensor u = d.masked_select(upper), v = target.masked_select(upper);
+    u = u - u.mean();
+    v = v - v.mean();
+    return ((u * v).sum() / (u.norm() * v.norm())).item<double>();
+  };
+  double r[2];
+  for (int k : {0, 1}) {
+    EmbedderOptions o = FastOptions(1);
+    o.steps = 200;
+    o.distance_weight = k;
+    const std::string id = "poly-d" + std::to_string(k);
+    ASSERT_OK((*registry_)->Train(*engine_, id, {"poly"}, o, {}, {}).status());
+    r[k] = correlation(id);
+  }
+  std::printf("correlation of embedding and function distances: cloze only %.3f, weight 1 %.3f\n",
+              r[0], r[1]);
+  EXPECT_GT(r[1], r[0] + 0.05);
+  EXPECT_GT(r[1], 0.8);
+  ASSERT_OK_AND_ASSIGN(auto fresh, EmbedderRegistry::Create({dir_->string(), "cpu"}));
+  ASSERT_OK_AND_ASSIGN(EmbedderInfo info, fresh->Get("poly-d1"));
+  EXPECT_EQ(info.options.distance_weight, 1.0);
+  for (const std::string id : {"poly-d0", "poly-d1"}) ASSERT_OK((*registry_)->Delete(id));
+  for (double bad : {-0.5, 101.0, std::nan("")}) {
+    EmbedderOptions o = FastOptions(1);
+    o.distance_weight = bad;
+    EXPECT_THAT(ValidateEmbedderOptions(o),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("distance_weight")));
   }
 }
 

@@ -108,6 +108,12 @@ $CLI --json embedder get pm | /usr/bin/python3 -c 'import json,sys; d=json.load(
 check "embedder get --json reports members" $?
 $CLI embedder delete pm >/dev/null
 expect_error "embedder train --members 9" INVALID_ARGUMENT embedder train pn --zoo polyz --members 9
+$CLI embedder train pd --zoo polyz --steps 5 --distance-weight 1 --wait >"$WORK/pd.out" 2>&1 &&
+  grep -q "function-distance weight 1$" "$WORK/pd.out" &&
+  $CLI --json embedder get pd | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["distance_weight"] == 1, d'
+check "embedder train --distance-weight 1, reported" $?
+$CLI embedder delete pd >/dev/null
+expect_error "embedder train --distance-weight -1" INVALID_ARGUMENT embedder train pn --zoo polyz --distance-weight -1
 $CLI --json embed pe polyz/m0000 polyz/m0001 | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin)["embeddings"]; assert [x["model"] for x in e] == ["zoos/polyz/models/m0000", "zoos/polyz/models/m0001"] and len(e[0]["embedding"]) == 32, e'
 check "embed --json" $?
 $CLI --json neighbors pe polyz/m0000 --k 2 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); n=d["neighbors"]; assert len(n) == 2 and n[0]["similarity"] >= n[1]["similarity"], d'

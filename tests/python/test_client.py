@@ -535,6 +535,16 @@ class EmbeddingTest(unittest.TestCase):
         with self.assertRaises(gradzoo.InvalidArgumentError):
             CLIENT.train_embedder("pe-m9", ["px"], members=9)
 
+    def test_distance_weight_is_sent_and_reported(self):
+        self.assertEqual(CLIENT.embedder("pe").distance_weight, 0.0)
+        CLIENT.train_embedder("pe-d", ["px"], steps=5, seed=3,
+                              distance_weight=1.5).wait(progress=False, timeout=300)
+        self.assertEqual(CLIENT.embedder("pe-d").distance_weight, 1.5)
+        self.assertEqual(CLIENT.embed("pe-d", self.models[:2]).shape,
+                         (2, CLIENT.embedder("pe-d").embedding_size))
+        with self.assertRaises(gradzoo.InvalidArgumentError):
+            CLIENT.train_embedder("pe-d2", ["px"], distance_weight=500)
+
     def test_embed_is_deterministic_and_neighbours_are_cosine(self):
         v = CLIENT.embed("pe", self.models, seed=11)
         self.assertEqual(v.shape, (18, CLIENT.embedder("pe").embedding_size))

@@ -290,6 +290,20 @@ TEST_F(EmbeddingServiceTest, ErrorsCarryTheRightCodes) {
   ASSERT_OK_AND_ASSIGN(v1::Embedder e3, emb_->GetEmbedder("embedders/e3"));
   EXPECT_EQ(e3.members(), 2);
   EXPECT_EQ(e2.members(), 1);
+  EXPECT_EQ(e3.distance_weight(), 0.0);
+  // The function-distance term: reported, and checked before a job starts.
+  bad = Work("e4", 5);
+  bad.set_distance_weight(-1);
+  EXPECT_THAT(emb_->CreateEmbedderTrainingJob(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("distance_weight")));
+  v1::EmbedderTraining distances = Work("e4", 5);
+  distances.set_distance_weight(2.5);
+  ASSERT_OK_AND_ASSIGN(job, emb_->CreateEmbedderTrainingJob(distances));
+  ASSERT_OK_AND_ASSIGN(job, client_->WaitForJob(job.name(), {}));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  ASSERT_OK_AND_ASSIGN(v1::Embedder e4, emb_->GetEmbedder("embedders/e4"));
+  EXPECT_EQ(e4.distance_weight(), 2.5);
+  EXPECT_GT(e4.validation_cloze_loss(), 0.0);
   ASSERT_OK_AND_ASSIGN(client::FloatArray wide,
                        emb_->EmbedModels("embedders/e3", {"zoos/poly/models/m0000"}));
   EXPECT_EQ(wide.shape, (std::vector<int64_t>{1, 2 * e3.embedding_size()}));

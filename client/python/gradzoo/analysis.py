@@ -194,6 +194,7 @@ class Embedder:
     steps: int
     mask_shape: str = "spans"  # "spans" or "groups"
     members: int = 1  # encoders side by side: embeddings are members * embedding_size wide
+    distance_weight: float = 0.0  # function-distance term it trained with (0 = cloze only)
     raw: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -209,7 +210,7 @@ class Embedder:
                    interpolation_baseline_loss=m.interpolation_baseline_loss,
                    input_dim=m.input_dim, output_dim=m.output_dim, steps=m.steps,
                    mask_shape="groups" if groups else "spans", members=max(1, m.members),
-                   raw=m)
+                   distance_weight=m.distance_weight, raw=m)
 
 
 @dataclasses.dataclass
@@ -310,14 +311,16 @@ class AnalysisCalls:
     def train_embedder(self, embedder_id, zoos, *, points_per_sample=None, mask_rate=None,
                        embedding_size=None, steps=None, seed=0, batch_models=None, hidden=None,
                        learning_rate=None, from_layer=None, to_layer=None, mask_shape=None,
-                       members=None, request_id=None, timeout=None):
+                       members=None, distance_weight=None, request_id=None, timeout=None):
         """Submits a job training a cloze embedder on the training-split models of ``zoos``;
         returns its :class:`Job` at once. Unset (None) options take the server's defaults
         (job.proto, EmbedderTraining). ``from_layer``/``to_layer``: embed the sub-network from
         that layer's activations (0 = input) to that layer's pre-activations (0 = output).
         ``mask_shape``: "spans" (runs of neighbouring linear pieces, the default) or "groups"
         (independent ones). ``members``: K encoders trained with seeds seed..seed+K-1, their
-        embeddings side by side (K * embedding_size wide; K times the cost). ``seed``: the same
+        embeddings side by side (K * embedding_size wide; K times the cost).
+        ``distance_weight``: w > 0 also trains the embeddings' distances to match the networks'
+        function distances (1-10 on families that differ by a few percent). ``seed``: the same
         seed, options and zoos on the same server set-up (device, threads) train the same
         embedder again. ``job.wait()`` shows progress."""
         j = _stubs.module("job_pb2")
@@ -335,7 +338,8 @@ class AnalysisCalls:
                              ("embedding_size", embedding_size), ("steps", steps),
                              ("batch_models", batch_models), ("hidden", hidden),
                              ("learning_rate", learning_rate), ("from_layer", from_layer),
-                             ("to_layer", to_layer), ("members", members)):
+                             ("to_layer", to_layer), ("members", members),
+                             ("distance_weight", distance_weight)):
             if value is not None:
                 setattr(e, field, value)
         return Job(self, self._unary("CreateTrainingJob", req, timeout=timeout).job)
