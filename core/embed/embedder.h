@@ -129,7 +129,7 @@ struct EmbedderOptions {
   // its mean over the points). The encoder still reads only gradients; the outputs only
   // shape the training target. Where the families differ by a few percent, the cloze loss
   // alone spends the embedding on each network's own kinks (core/embed/README.md). Costs a
-  // few batch_models x batch_models matrices per step (a few MB at 32, 0.7 GB at 4096).
+  // few batch_models x batch_models matrices per step (under 1 MB at 32, about 1 GB at 4096).
   double distance_weight = 0.0;
 };
 
