@@ -218,7 +218,10 @@ namespace {
 // |a_i - a_j|^2 of the rows of a [B, K] from their Gram matrix: O(B^2 K) time, O(B^2) memory
 // (B and K can each be thousands). Values within round-off of |a_i|^2 + |a_j|^2 are 0, so that
 // equal rows are exactly 0 apart (a batch may draw a network twice).
-at::Tensor SquaredDistances(const at::Tensor& a) {
+at::Tensor SquaredDistances(const at::Tensor& rows) {
+  // Centred first: distances do not change, and the Gram form then loses no precision to an
+  // offset that every row shares (an output layer's bias, a shared polynomial).
+  const at::Tensor a = rows - rows.mean(0, true);
   const at::Tensor sq = a.pow(2).sum(1);
   const at::Tensor scale = sq.unsqueeze(1) + sq.unsqueeze(0);
   const at::Tensor d = scale - 2 * at::mm(a, a.t());
@@ -230,14 +233,17 @@ at::Tensor SquaredDistances(const at::Tensor& a) {
 
 at::Tensor FunctionDistances(const at::Tensor& y) {
   // Centred per output, in double: the functions differ by a few percent of their size.
-  const at::Tensor c = (y.to(at::kDouble) - y.to(at::kDouble).mean(1, true)).flatten(1);
+  const at::Tensor yd = y.to(at::kDouble);
+  const at::Tensor c = (yd - yd.mean(1, true)).flatten(1);
   const at::Tensor d = SquaredDistances(c) / static_cast<double>(std::max<int64_t>(c.size(1), 1));
   return (d / at::clamp_min(d.mean(), 1e-300)).to(at::kFloat);
 }
 
 at::Tensor DistanceLoss(const at::Tensor& e, const at::Tensor& target) {
-  const at::Tensor d = SquaredDistances(e);
-  return (d / at::clamp_min(d.mean(), 1e-30) - target).pow(2).mean();
+  // In double: close pairs (the same family) differ by well under 1% of an embedding's norm.
+  const at::Tensor d = SquaredDistances(e.to(at::kDouble));
+  const at::Tensor loss = (d / at::clamp_min(d.mean(), 1e-300) - target.to(at::kDouble)).pow(2);
+  return loss.mean().to(e.scalar_type());
 }
 
 std::vector<int> UniqueGradientGroups(const float* g, int64_t n, int dim, int* groups,

@@ -89,7 +89,8 @@ std::pair<at::Tensor, at::Tensor> SubnetGradients(const std::vector<const ModelR
 // over their mean over all B x B entries (all zero when every D_ij is 0). [B, B].
 at::Tensor FunctionDistances(const at::Tensor& y);
 // mean_ij (E_ij / mean E - target_ij)^2 with E_ij = |e_i - e_j|^2 of the embeddings e [B, E]
-// (E / mean E taken as 0 when every E_ij is 0). Differentiable in e.
+// (E / mean E taken as 0 when every E_ij is 0), computed in double, returned in e's type.
+// Differentiable in e.
 at::Tensor DistanceLoss(const at::Tensor& e, const at::Tensor& target);
 
 // Group id (0..groups-1, in order of first appearance) of each of n gradients g [n, dim]:

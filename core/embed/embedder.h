@@ -45,8 +45,8 @@
 // (embed_internal.h's FunctionDistances / DistanceLoss), over the batch's B x B pairs. The
 // cloze loss makes e predict gradients, and a ReLU network's gradient is its own kinks as much
 // as its function; D is dominated by the function. The encoder still reads only gradients.
-// On families within 5% of one polynomial it lifts the learned embedding's separation 3-5 x
-// over the untrained encoder's (core/embed/README.md).
+// On families within 5% of one polynomial it lifts the learned embedding's separation about
+// 3-7 x over the untrained encoder's (core/embed/README.md).
 //
 // Sub-networks (seed 003: "apply the same method within the layers of a larger model"): with
 // from_layer / to_layer the embedder reads the function from layer `from`'s activations h_from
@@ -128,8 +128,10 @@ struct EmbedderOptions {
   // outputs (their (sub-)network outputs z_to at the step's input points, each output minus
   // its mean over the points). The encoder still reads only gradients; the outputs only
   // shape the training target. Where the families differ by a few percent, the cloze loss
-  // alone spends the embedding on each network's own kinks (core/embed/README.md). Costs a
-  // few batch_models x batch_models matrices per step (under 1 MB at 32, about 1 GB at 4096).
+  // alone spends the embedding on each network's own kinks (core/embed/README.md). Costs per
+  // step a double copy of the outputs (batch_models x points x outputs) and a few
+  // batch_models x batch_models matrices (under 1 MB at 32, about 1 GB at 4096). Progress and
+  // the validation loss report the cloze loss alone.
   double distance_weight = 0.0;
 };
 

@@ -211,15 +211,19 @@ absl::StatusOr<ProbeAccuracy> RunProbes(const ProbeData& data, int k, double l2,
 }
 
 double McNemarP(int64_t only_a, int64_t only_b) {
+  only_a = std::max<int64_t>(only_a, 0);  // counts; nothing below 0 is meaningful
+  only_b = std::max<int64_t>(only_b, 0);
   const int64_t n = only_a + only_b;
   if (n == 0) return 1.0;
-  // 2 P(X <= min) for X ~ Binomial(n, 1/2): terms C(n, i) / 2^n from logs, summed in order.
+  // 2 P(X <= min) for X ~ Binomial(n, 1/2): terms C(n, i) / 2^n from their logs, by the
+  // recurrence log C(n, i) = log C(n, i - 1) + log((n - i + 1) / i) (no std::lgamma, which
+  // writes the global signgam), summed smallest first.
   const int64_t lo = std::min(only_a, only_b);
   const double log_half_n = static_cast<double>(n) * std::log(0.5);
-  double tail = 0.0;
+  double log_c = 0.0, tail = 0.0;
   for (int64_t i = 0; i <= lo; ++i) {
-    tail += std::exp(std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0) +
-                     log_half_n);
+    if (i > 0) log_c += std::log(static_cast<double>(n - i + 1) / static_cast<double>(i));
+    tail += std::exp(log_c + log_half_n);
   }
   return std::min(1.0, 2.0 * tail);
 }

@@ -603,6 +603,7 @@ TEST(EmbedPiecesTest, McNemarMatchesExactBinomialSums) {
                                          {1000, 1100, 0.030720707864242296}}) {
     EXPECT_NEAR(McNemarP(c.a, c.b), c.p, 1e-9 * c.p) << c.a << " " << c.b;
   }
+  EXPECT_EQ(McNemarP(-1, 0), 1.0);  // not a count: read as 0, no disagreement
   // Only the rows on which the two disagree count: one right only for a, four only for b.
   const std::vector<uint8_t> a = {1, 1, 0, 1, 0, 0, 0, 1, 0};
   const std::vector<uint8_t> b = {1, 0, 0, 1, 1, 1, 1, 1, 1};
@@ -1121,8 +1122,9 @@ TEST_F(EmbedTinyTest, CancelPublishesNothingAndCorruptFilesAreDataLoss) {
 
 // A version-2 file (before span masks and the gradient path), written field by field as
 // embedder.cc wrote them then; it must load as what it was and answer lookups.
-// An embedder file as versions 2 and 3 wrote it ("old-e", 1-1 networks, seed 1, size 16):
-// version 2 without mask_shape and the gradient path, version 3 with them, neither with members.
+// An embedder file as versions 2-4 wrote it ("old-e", 1-1 networks, seed 1, size 16):
+// version 2 without mask_shape and the gradient path, version 3 with them, version 4 also with
+// members; none with distance_weight.
 std::string OldEmbedderFile(int version) {
   std::string out = absl::StrCat("GZEMB00", version);
   auto pod = [&out](auto v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
